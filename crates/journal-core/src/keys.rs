@@ -1,0 +1,147 @@
+//! Tenant keys for the keyed hashes ingest computes.
+//!
+//! One master secret (held in Secrets Manager, read once at start) yields an independent key per
+//! tenant and purpose by HMAC-SHA256(master, label), so adding a tenant needs no secret change
+//! and a key of one tenant says nothing about another's.
+
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::canonical::{self, CanonicalError};
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("tenant key secret is not JSON with a string field `master_key`: {0}")]
+    BadSecret(String),
+    #[error("tenant key secret `master_key` is {0} bytes; at least 32 are required")]
+    ShortKey(usize),
+}
+
+/// The master secret. Never printed: `Debug` is redacted.
+pub struct MasterKey(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, KeyError> {
+        if bytes.len() < 32 {
+            return Err(KeyError::ShortKey(bytes.len()));
+        }
+        Ok(Self(Zeroizing::new(bytes)))
+    }
+
+    /// Parses the secret string `{"version":1,"master_key":"…"}`.
+    pub fn from_secret_json(secret: &str) -> Result<Self, KeyError> {
+        let v: Value =
+            serde_json::from_str(secret).map_err(|e| KeyError::BadSecret(e.to_string()))?;
+        let key = v
+            .get("master_key")
+            .and_then(Value::as_str)
+            .ok_or_else(|| KeyError::BadSecret("field `master_key` missing".into()))?;
+        Self::from_bytes(key.as_bytes().to_vec())
+    }
+
+    pub fn tenant_keys(&self, tenant_id: &str) -> TenantKeys {
+        let derive = |purpose: &str| {
+            let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+            mac.update(b"decision-journal/v1/");
+            mac.update(purpose.as_bytes());
+            mac.update(b"/");
+            mac.update(tenant_id.as_bytes());
+            Zeroizing::new(mac.finalize().into_bytes().into())
+        };
+        TenantKeys {
+            subject: derive("subject-ref"),
+            features: derive("features-hmac"),
+            content: derive("content-mac"),
+        }
+    }
+}
+
+/// Per-tenant keys, one per purpose so that no MAC can stand in for another.
+#[derive(Clone)]
+pub struct TenantKeys {
+    subject: Zeroizing<[u8; 32]>,
+    features: Zeroizing<[u8; 32]>,
+    content: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for TenantKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TenantKeys(<redacted>)")
+    }
+}
+
+fn mac_hex(key: &[u8; 32], data: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl TenantKeys {
+    /// `subject_ref` = HMAC-SHA256(tenant subject key, raw subject id), hex.
+    pub fn subject_ref(&self, subject_id: &str) -> String {
+        mac_hex(&self.subject, subject_id.as_bytes())
+    }
+
+    /// `features_hmac` = HMAC-SHA256(tenant features key, canonical features), hex.
+    pub fn features_hmac(&self, features: &Map<String, Value>) -> Result<String, CanonicalError> {
+        let bytes = canonical::to_vec(&Value::Object(features.clone()))?;
+        Ok(mac_hex(&self.features, &bytes))
+    }
+
+    /// Keyed fingerprint of a record's content, used to tell a redelivery (same content) from a
+    /// conflicting reuse of an id (different content). Keyed so it reveals nothing guessable.
+    pub fn content_mac(&self, canonical_bytes: &[u8]) -> String {
+        mac_hex(&self.content, canonical_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn master() -> MasterKey {
+        MasterKey::from_secret_json(r#"{"version":1,"master_key":"0123456789abcdef0123456789abcdef"}"#)
+            .unwrap()
+    }
+
+    #[test]
+    fn keys_differ_by_tenant_and_purpose_and_are_stable() {
+        let m = master();
+        let a = m.tenant_keys("bank_1");
+        let b = m.tenant_keys("bank_2");
+        assert_eq!(a.subject_ref("user_1"), m.tenant_keys("bank_1").subject_ref("user_1"));
+        assert_ne!(a.subject_ref("user_1"), b.subject_ref("user_1"));
+        assert_ne!(a.subject_ref("x"), a.content_mac(b"x"));
+        assert_eq!(a.subject_ref("user_1").len(), 64);
+    }
+
+    #[test]
+    fn features_hmac_is_over_canonical_form() {
+        let k = master().tenant_keys("t");
+        let one: Map<String, Value> = serde_json::from_value(json!({"b": 1.0, "a": 2})).unwrap();
+        let two: Map<String, Value> = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
+        assert_eq!(k.features_hmac(&one).unwrap(), k.features_hmac(&two).unwrap());
+    }
+
+    #[test]
+    fn rejects_weak_or_malformed_secrets_without_echoing_them() {
+        assert!(matches!(
+            MasterKey::from_secret_json(r#"{"master_key":"short"}"#),
+            Err(KeyError::ShortKey(5))
+        ));
+        let err = MasterKey::from_secret_json("not json").unwrap_err().to_string();
+        assert!(err.contains("not JSON"));
+        assert_eq!(format!("{:?}", master()), "MasterKey(<redacted>)");
+    }
+}
