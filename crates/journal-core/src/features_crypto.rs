@@ -41,7 +41,9 @@ impl DataKey {
 
 /// Associated data: what a sealed blob belongs to.
 pub fn aad(tenant_id: &str, record_id: &str, features_hmac: &str) -> Vec<u8> {
-    [tenant_id, record_id, features_hmac].join("\u{0}").into_bytes()
+    [tenant_id, record_id, features_hmac]
+        .join("\u{0}")
+        .into_bytes()
 }
 
 /// `version ‖ nonce ‖ ciphertext+tag`.
@@ -50,7 +52,13 @@ pub fn seal(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];
     rand::thread_rng().fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encryption of in-memory data cannot fail");
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
@@ -90,7 +98,10 @@ mod tests {
         let ad = aad("t", "d1", "ab");
         let sealed = seal(&k, &ad, br#"{"x":1}"#);
         assert_eq!(&open(&k, &ad, &sealed).unwrap()[..], br#"{"x":1}"#);
-        assert_eq!(open(&k, &aad("t", "d2", "ab"), &sealed), Err(SealError::Open));
+        assert_eq!(
+            open(&k, &aad("t", "d2", "ab"), &sealed),
+            Err(SealError::Open)
+        );
         let other = DataKey::from_bytes(&[8u8; 32]).unwrap();
         assert_eq!(open(&other, &ad, &sealed), Err(SealError::Open));
         let mut tampered = sealed.clone();

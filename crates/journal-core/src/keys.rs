@@ -111,8 +111,10 @@ mod tests {
     use serde_json::json;
 
     fn master() -> MasterKey {
-        MasterKey::from_secret_json(r#"{"version":1,"master_key":"0123456789abcdef0123456789abcdef"}"#)
-            .unwrap()
+        MasterKey::from_secret_json(
+            r#"{"version":1,"master_key":"0123456789abcdef0123456789abcdef"}"#,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -120,7 +122,10 @@ mod tests {
         let m = master();
         let a = m.tenant_keys("bank_1");
         let b = m.tenant_keys("bank_2");
-        assert_eq!(a.subject_ref("user_1"), m.tenant_keys("bank_1").subject_ref("user_1"));
+        assert_eq!(
+            a.subject_ref("user_1"),
+            m.tenant_keys("bank_1").subject_ref("user_1")
+        );
         assert_ne!(a.subject_ref("user_1"), b.subject_ref("user_1"));
         assert_ne!(a.subject_ref("x"), a.content_mac(b"x"));
         assert_eq!(a.subject_ref("user_1").len(), 64);
@@ -131,7 +136,10 @@ mod tests {
         let k = master().tenant_keys("t");
         let one: Map<String, Value> = serde_json::from_value(json!({"b": 1.0, "a": 2})).unwrap();
         let two: Map<String, Value> = serde_json::from_str(r#"{"a":2,"b":1}"#).unwrap();
-        assert_eq!(k.features_hmac(&one).unwrap(), k.features_hmac(&two).unwrap());
+        assert_eq!(
+            k.features_hmac(&one).unwrap(),
+            k.features_hmac(&two).unwrap()
+        );
     }
 
     #[test]
@@ -140,7 +148,9 @@ mod tests {
             MasterKey::from_secret_json(r#"{"master_key":"short"}"#),
             Err(KeyError::ShortKey(5))
         ));
-        let err = MasterKey::from_secret_json("not json").unwrap_err().to_string();
+        let err = MasterKey::from_secret_json("not json")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not JSON"));
         assert_eq!(format!("{:?}", master()), "MasterKey(<redacted>)");
     }

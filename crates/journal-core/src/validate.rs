@@ -187,7 +187,11 @@ fn serde_rejection(err: serde_path_to_error::Error<serde_json::Error>) -> Reject
     }
     if message.starts_with("unknown field `") {
         // serde_path_to_error's path already ends with the unknown key.
-        let field = if parent.is_empty() { "record".into() } else { parent };
+        let field = if parent.is_empty() {
+            "record".into()
+        } else {
+            parent
+        };
         return Rejection::field(field, "not a schema v1 field");
     }
     if let Some(name) = message
@@ -201,7 +205,10 @@ fn serde_rejection(err: serde_path_to_error::Error<serde_json::Error>) -> Reject
     } else {
         parent
     };
-    let reason = if message.contains("surrogate") || message.contains("hex escape") || message.contains("invalid unicode") {
+    let reason = if message.contains("surrogate")
+        || message.contains("hex escape")
+        || message.contains("invalid unicode")
+    {
         format!("invalid Unicode text: {message}")
     } else if message.contains("number out of range") {
         format!("number is not finite (NaN and infinities are not allowed): {message}")
@@ -289,7 +296,11 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
         if outputs.is_empty() || outputs.len() > limits.max_outputs {
             return Err(Rejection::field(
                 "outputs",
-                format!("needs 1..={} entries, got {}", limits.max_outputs, outputs.len()),
+                format!(
+                    "needs 1..={} entries, got {}",
+                    limits.max_outputs,
+                    outputs.len()
+                ),
             ));
         }
         for (i, o) in outputs.iter().enumerate() {
@@ -313,7 +324,11 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
         if steps.is_empty() || steps.len() > limits.max_steps {
             return Err(Rejection::field(
                 "steps",
-                format!("needs 1..={} entries, got {}", limits.max_steps, steps.len()),
+                format!(
+                    "needs 1..={} entries, got {}",
+                    limits.max_steps,
+                    steps.len()
+                ),
             ));
         }
         for (i, s) in steps.iter().enumerate() {
@@ -441,15 +456,30 @@ fn check_kind_shape(r: &Record) -> Result<(), Rejection> {
             need("outcome_id", r.outcome_id.is_some())?;
             need("outcome", r.outcome.is_some())?;
             forbid("review_id", r.review_id.is_some())?;
-            forbid("review", r.review.is_some())
+            forbid("review", r.review.is_some())?;
+            forbid_decision_fields(r, forbid)
         }
         Kind::Review => {
             need("review_id", r.review_id.is_some())?;
             need("review", r.review.is_some())?;
             forbid("outcome_id", r.outcome_id.is_some())?;
-            forbid("outcome", r.outcome.is_some())
+            forbid("outcome", r.outcome.is_some())?;
+            forbid_decision_fields(r, forbid)
         }
     }
+}
+
+/// Follow-ups refer to a decision; they must not restate (and so contradict) what it recorded.
+fn forbid_decision_fields(
+    r: &Record,
+    forbid: impl Fn(&str, bool) -> Result<(), Rejection>,
+) -> Result<(), Rejection> {
+    forbid("model", r.model.is_some())?;
+    forbid("outputs", r.outputs.is_some())?;
+    forbid("decision", r.decision.is_some())?;
+    forbid("features", r.features.is_some())?;
+    forbid("features_hmac", r.features_hmac.is_some())?;
+    forbid("llm", r.llm.is_some())
 }
 
 fn finite(field: &str, x: f64) -> Result<(), Rejection> {

@@ -65,9 +65,16 @@ fn accepts_the_design_example() {
 #[test]
 fn missing_and_wrong_typed_fields_are_named() {
     assert_rejects(reject(without("tenant_id")), "tenant_id", "missing");
-    assert_rejects(reject(without("model")), "model", "required for kind decision");
     assert_rejects(
-        reject(with(&["outputs"], json!([{"label":"approve","score":"high"}]))),
+        reject(without("model")),
+        "model",
+        "required for kind decision",
+    );
+    assert_rejects(
+        reject(with(
+            &["outputs"],
+            json!([{"label":"approve","score":"high"}]),
+        )),
         "outputs[0].score",
         "invalid type",
     );
@@ -77,15 +84,30 @@ fn missing_and_wrong_typed_fields_are_named() {
         "invalid type",
     );
     let mut v = loan();
-    v["model"].as_object_mut().unwrap().remove("artifact_sha256");
+    v["model"]
+        .as_object_mut()
+        .unwrap()
+        .remove("artifact_sha256");
     assert_rejects(reject(v), "model.artifact_sha256", "missing");
 }
 
 #[test]
 fn unknown_version_kind_and_fields() {
-    assert_rejects(reject(with(&["schema_version"], json!(2))), "schema_version", "unsupported");
-    assert_rejects(reject(with(&["kind"], json!("verdict"))), "kind", "unknown variant");
-    assert_rejects(reject(with(&["colour"], json!("red"))), "colour", "not a schema v1 field");
+    assert_rejects(
+        reject(with(&["schema_version"], json!(2))),
+        "schema_version",
+        "unsupported",
+    );
+    assert_rejects(
+        reject(with(&["kind"], json!("verdict"))),
+        "kind",
+        "unknown variant",
+    );
+    assert_rejects(
+        reject(with(&["colour"], json!("red"))),
+        "colour",
+        "not a schema v1 field",
+    );
     assert_rejects(
         reject(with(&["subject_ref"], json!("ab"))),
         "subject_ref",
@@ -119,8 +141,16 @@ fn bad_timestamps() {
 
 #[test]
 fn empty_oversized_and_unsafe_strings() {
-    assert_rejects(reject(with(&["decision_id"], json!(""))), "decision_id", "empty");
-    assert_rejects(reject(with(&["decision"], json!("  "))), "decision", "empty");
+    assert_rejects(
+        reject(with(&["decision_id"], json!(""))),
+        "decision_id",
+        "empty",
+    );
+    assert_rejects(
+        reject(with(&["decision"], json!("  "))),
+        "decision",
+        "empty",
+    );
     assert_rejects(
         reject(with(&["decision_id"], json!("a".repeat(129)))),
         "decision_id",
@@ -148,10 +178,16 @@ fn non_finite_and_out_of_range_numbers() {
     // JSON has no NaN literal; an overflowing literal is how infinities arrive.
     let body = loan().to_string().replace("0.92}", "1e999}");
     assert_rejects(one(&body).unwrap_err(), "outputs[0].score", "not finite");
-    let body = loan().to_string().replace("\"score\":0.08", "\"score\":NaN");
+    let body = loan()
+        .to_string()
+        .replace("\"score\":0.08", "\"score\":NaN");
     let r = one(&body).unwrap_err();
     assert_eq!(r.field, "outputs[1].score");
-    assert_rejects(reject(with(&["confidence"], json!(1.5))), "confidence", "outside [0, 1]");
+    assert_rejects(
+        reject(with(&["confidence"], json!(1.5))),
+        "confidence",
+        "outside [0, 1]",
+    );
     assert_rejects(
         reject(with(&["features", "big"], json!(9007199254740993u64))),
         "features",
@@ -217,19 +253,36 @@ fn kind_shapes_for_outcomes_and_reviews() {
     let review = json!({"schema_version":1,"kind":"review","review_id":"r1","decision_id":"d1",
         "tenant_id":"t","occurred_at":"2026-03-15T10:00:00Z",
         "review":{"reviewer":"alice","verdict":"override"}});
-    assert_rejects(reject(review), "review.override_label", "required when verdict");
+    assert_rejects(
+        reject(review),
+        "review.override_label",
+        "required when verdict",
+    );
     let mut o = outcome.clone();
     o.as_object_mut().unwrap().remove("outcome_id");
     assert_rejects(reject(o), "outcome_id", "required for kind outcome");
     let mut d = loan();
     d["outcome"] = json!({"label":"x"});
     assert_rejects(reject(d), "outcome", "not allowed for kind decision");
+    let mut o = outcome.clone();
+    o["decision"] = json!("approve");
+    assert_rejects(reject(o), "decision", "not allowed for kind outcome");
+    let mut o = outcome.clone();
+    o["kind"] = json!("review");
+    o["review_id"] = json!("r2");
+    o["review"] = json!({"reviewer":"bob","verdict":"confirm"});
+    o.as_object_mut().unwrap().remove("outcome_id");
+    o.as_object_mut().unwrap().remove("outcome");
+    o["outputs"] = json!([{"label":"x","score":1}]);
+    assert_rejects(reject(o), "outputs", "not allowed for kind review");
 }
 
 #[test]
 fn duplicate_keys_are_refused() {
-    let body = loan()
-        .to_string()
-        .replacen("\"decision\":\"approve\"", "\"decision\":\"approve\",\"decision\":\"deny\"", 1);
+    let body = loan().to_string().replacen(
+        "\"decision\":\"approve\"",
+        "\"decision\":\"approve\",\"decision\":\"deny\"",
+        1,
+    );
     assert_rejects(one(&body).unwrap_err(), "decision", "must be unique");
 }

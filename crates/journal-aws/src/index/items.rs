@@ -1,0 +1,494 @@
+//! The DynamoDB item shapes of the single table, and their conversion to and from the core types.
+//!
+//! Every item has the table key `pk`/`sk` (see `journal_core::layout`). Timestamps are stored as
+//! RFC 3339 strings (what humans and the timeline sort keys read) plus a `*_ms` number where
+//! range filters or TTLs may want one.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use journal_core::integrity::{BlockHeader, ChainHead};
+use journal_core::layout;
+use journal_core::ports::{
+    Claim, ExistingPointer, FileState, IndexEntry, ManifestEntry, Pointer, PointerState, PortError,
+};
+use journal_core::timestamp::Timestamp;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) const PK: &str = "pk";
+pub(crate) const SK: &str = "sk";
+pub(crate) const STATE: &str = "state";
+
+pub(crate) const GSI1PK: &str = "gsi1pk";
+pub(crate) const GSI1SK: &str = "gsi1sk";
+pub(crate) const GSI2PK: &str = "gsi2pk";
+pub(crate) const GSI2SK: &str = "gsi2sk";
+pub(crate) const GSI3PK: &str = "gsi3pk";
+pub(crate) const GSI3SK: &str = "gsi3sk";
+
+pub(crate) const STATE_CLAIMED: &str = "claimed";
+pub(crate) const STATE_INDEXED: &str = "indexed";
+
+/// Prefix of the block items' sort keys (`layout::block_sk`).
+pub(crate) const BLOCK_SK_PREFIX: &str = "B#";
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s(sk))])
+}
+
+/// A stored item that does not have the shape we wrote: tampering, a foreign writer or a bug.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum ItemError {
+    #[error("attribute `{0}` is missing")]
+    Missing(&'static str),
+    #[error("attribute `{0}` is not of type {1}")]
+    Type(&'static str, &'static str),
+    #[error("attribute `{name}` is malformed: {reason}")]
+    Malformed { name: &'static str, reason: String },
+}
+
+impl ItemError {
+    /// As a port error of `op` on the item `pk`/`sk`.
+    pub(crate) fn at(self, op: &str, item: &Item) -> PortError {
+        let pk = item.get(PK).and_then(|v| v.as_s().ok()).map_or("?", |v| v);
+        let sk = item.get(SK).and_then(|v| v.as_s().ok()).map_or("?", |v| v);
+        PortError::permanent(
+            op,
+            format!("stored item pk={pk:?} sk={sk:?} is malformed: {self}"),
+        )
+    }
+}
+
+/// Typed reads of one item's attributes.
+pub(crate) struct Attrs<'a>(pub &'a Item);
+
+impl<'a> Attrs<'a> {
+    pub(crate) fn opt_s(&self, name: &'static str) -> Result<Option<&'a str>, ItemError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v)),
+            Some(_) => Err(ItemError::Type(name, "S")),
+        }
+    }
+
+    pub(crate) fn s(&self, name: &'static str) -> Result<&'a str, ItemError> {
+        self.opt_s(name)?.ok_or(ItemError::Missing(name))
+    }
+
+    pub(crate) fn opt_string(&self, name: &'static str) -> Result<Option<String>, ItemError> {
+        Ok(self.opt_s(name)?.map(str::to_string))
+    }
+
+    pub(crate) fn opt_n<T: FromStr>(&self, name: &'static str) -> Result<Option<T>, ItemError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(v)) => {
+                v.parse::<T>().map(Some).map_err(|e| ItemError::Malformed {
+                    name,
+                    reason: e.to_string(),
+                })
+            }
+            Some(_) => Err(ItemError::Type(name, "N")),
+        }
+    }
+
+    pub(crate) fn n<T: FromStr>(&self, name: &'static str) -> Result<T, ItemError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.opt_n(name)?.ok_or(ItemError::Missing(name))
+    }
+
+    pub(crate) fn opt_ts(&self, name: &'static str) -> Result<Option<Timestamp>, ItemError> {
+        self.opt_s(name)?
+            .map(|v| {
+                Timestamp::parse(v).map_err(|e| ItemError::Malformed {
+                    name,
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    pub(crate) fn ts(&self, name: &'static str) -> Result<Timestamp, ItemError> {
+        self.opt_ts(name)?.ok_or(ItemError::Missing(name))
+    }
+
+    pub(crate) fn file_state(&self, name: &'static str) -> Result<FileState, ItemError> {
+        let v = self.s(name)?;
+        FileState::parse(v).ok_or_else(|| ItemError::Malformed {
+            name,
+            reason: format!("unknown file state {v:?}"),
+        })
+    }
+
+    pub(crate) fn blob(&self, name: &'static str) -> Result<&'a [u8], ItemError> {
+        match self.0.get(name) {
+            None => Err(ItemError::Missing(name)),
+            Some(AttributeValue::B(b)) => Ok(b.as_ref()),
+            Some(_) => Err(ItemError::Type(name, "B")),
+        }
+    }
+}
+
+// ---- record pointers and claims -------------------------------------------------------------
+
+pub(crate) fn pointer_key(tenant_id: &str, record_id: &str) -> Item {
+    key(layout::pointer_pk(tenant_id, record_id), layout::POINTER_SK)
+}
+
+/// The claim item: which block is about to chain the record, and a fingerprint of its content.
+pub(crate) fn claim_item(c: &Claim) -> Item {
+    let mut item = pointer_key(&c.tenant_id, &c.record_id);
+    item.extend([
+        (STATE.to_string(), s(STATE_CLAIMED)),
+        ("tenant_id".to_string(), s(&c.tenant_id)),
+        ("record_id".to_string(), s(&c.record_id)),
+        ("block_id".to_string(), s(&c.block_id)),
+        ("file_key".to_string(), s(&c.file_key)),
+        ("content_mac".to_string(), s(&c.content_mac)),
+        ("claimed_at".to_string(), s(c.claimed_at.to_string())),
+        ("claimed_at_ms".to_string(), n(c.claimed_at.millis())),
+    ]);
+    item
+}
+
+/// The final pointer item, with the GSI attributes of the timelines it belongs to.
+pub(crate) fn pointer_item(p: &Pointer) -> Item {
+    let mut item = pointer_key(&p.tenant_id, &p.record_id);
+    item.extend([
+        (STATE.to_string(), s(STATE_INDEXED)),
+        ("tenant_id".to_string(), s(&p.tenant_id)),
+        ("record_id".to_string(), s(&p.record_id)),
+        ("kind".to_string(), s(&p.kind)),
+        ("block_id".to_string(), s(&p.block_id)),
+        ("seq".to_string(), n(p.seq)),
+        ("file_key".to_string(), s(&p.file_key)),
+        ("row_group".to_string(), n(p.row_group)),
+        ("row".to_string(), n(p.row)),
+        ("leaf_index".to_string(), n(p.leaf_index)),
+        ("occurred_at".to_string(), s(p.occurred_at.to_string())),
+        ("occurred_at_ms".to_string(), n(p.occurred_at.millis())),
+        ("received_at".to_string(), s(p.received_at.to_string())),
+        ("content_mac".to_string(), s(&p.content_mac)),
+        ("storage_state".to_string(), s(p.storage_state.as_str())),
+    ]);
+    let optional = [
+        ("subject_ref", &p.subject_ref),
+        ("model_name", &p.model_name),
+        ("model_version", &p.model_version),
+        ("decision", &p.decision),
+        ("risk_tier", &p.risk_tier),
+        ("refers_to", &p.refers_to),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            item.insert(name.to_string(), s(v));
+        }
+    }
+    // GSI key attributes may not be empty strings; an empty reference indexes nothing.
+    let timeline = || s(layout::timeline_sk(p.occurred_at, &p.record_id));
+    if let Some(subject) = present(&p.subject_ref) {
+        item.insert(GSI1PK.into(), s(layout::subject_pk(&p.tenant_id, subject)));
+        item.insert(GSI1SK.into(), timeline());
+    }
+    if let (Some(name), Some(version)) = (present(&p.model_name), present(&p.model_version)) {
+        item.insert(
+            GSI2PK.into(),
+            s(layout::model_pk(&p.tenant_id, name, version)),
+        );
+        item.insert(GSI2SK.into(), timeline());
+    }
+    if let Some(decision_id) = present(&p.refers_to) {
+        item.insert(GSI3PK.into(), s(layout::ref_pk(&p.tenant_id, decision_id)));
+        item.insert(GSI3SK.into(), timeline());
+    }
+    item
+}
+
+/// A GSI key part, unless absent or empty.
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| !v.is_empty())
+}
+
+pub(crate) fn pointer_state(a: &Attrs<'_>) -> Result<PointerState, ItemError> {
+    match a.s(STATE)? {
+        STATE_CLAIMED => Ok(PointerState::Claimed),
+        STATE_INDEXED => Ok(PointerState::Indexed),
+        other => Err(ItemError::Malformed {
+            name: STATE,
+            reason: format!("unknown pointer state {other:?}"),
+        }),
+    }
+}
+
+/// What a claim attempt found under the record id (a claim or a final pointer).
+pub(crate) fn existing_pointer(item: &Item) -> Result<ExistingPointer, ItemError> {
+    let a = Attrs(item);
+    let state = pointer_state(&a)?;
+    // A final pointer replaced the claim and does not keep its time; the receive time is the
+    // same instant to within one invocation.
+    let claimed_at = match a.opt_ts("claimed_at")? {
+        Some(t) => t,
+        None => a.ts("received_at")?,
+    };
+    Ok(ExistingPointer {
+        state,
+        block_id: a.s("block_id")?.to_string(),
+        file_key: a.s("file_key")?.to_string(),
+        content_mac: a.s("content_mac")?.to_string(),
+        claimed_at,
+    })
+}
+
+pub(crate) fn pointer(item: &Item) -> Result<Pointer, ItemError> {
+    let a = Attrs(item);
+    if pointer_state(&a)? != PointerState::Indexed {
+        return Err(ItemError::Malformed {
+            name: STATE,
+            reason: "expected an indexed pointer".into(),
+        });
+    }
+    Ok(Pointer {
+        tenant_id: a.s("tenant_id")?.to_string(),
+        record_id: a.s("record_id")?.to_string(),
+        kind: a.s("kind")?.to_string(),
+        block_id: a.s("block_id")?.to_string(),
+        seq: a.n("seq")?,
+        file_key: a.s("file_key")?.to_string(),
+        row_group: a.n("row_group")?,
+        row: a.n("row")?,
+        leaf_index: a.n("leaf_index")?,
+        occurred_at: a.ts("occurred_at")?,
+        received_at: a.ts("received_at")?,
+        subject_ref: a.opt_string("subject_ref")?,
+        model_name: a.opt_string("model_name")?,
+        model_version: a.opt_string("model_version")?,
+        decision: a.opt_string("decision")?,
+        risk_tier: a.opt_string("risk_tier")?,
+        refers_to: a.opt_string("refers_to")?,
+        content_mac: a.s("content_mac")?.to_string(),
+        storage_state: a.file_state("storage_state")?,
+    })
+}
+
+pub(crate) fn index_entry(item: &Item) -> Result<IndexEntry, ItemError> {
+    match pointer_state(&Attrs(item))? {
+        PointerState::Claimed => existing_pointer(item).map(IndexEntry::Claimed),
+        PointerState::Indexed => pointer(item).map(IndexEntry::Indexed),
+    }
+}
+
+// ---- file manifest --------------------------------------------------------------------------
+
+/// Key of the manifest entry of `file_key`, partitioned by the date in the key.
+pub(crate) fn manifest_key(op: &str, tenant_id: &str, file_key: &str) -> Result<Item, PortError> {
+    let date = layout::date_of_file_key(file_key).ok_or_else(|| {
+        PortError::permanent(
+            op,
+            format!("file key {file_key:?} has no `/date=YYYY-MM-DD` partition"),
+        )
+    })?;
+    Ok(key(layout::manifest_pk(tenant_id, date), file_key))
+}
+
+pub(crate) fn manifest_item(op: &str, e: &ManifestEntry) -> Result<Item, PortError> {
+    let mut item = manifest_key(op, &e.tenant_id, &e.file_key)?;
+    item.extend([
+        ("tenant_id".to_string(), s(&e.tenant_id)),
+        ("file_key".to_string(), s(&e.file_key)),
+        ("block_id".to_string(), s(&e.block_id)),
+        (STATE.to_string(), s(e.state.as_str())),
+        ("rows".to_string(), n(e.rows)),
+        ("size".to_string(), n(e.size)),
+        ("sha256".to_string(), s(&e.sha256)),
+        (
+            "first_occurred_at".to_string(),
+            s(e.first_occurred_at.to_string()),
+        ),
+        (
+            "last_occurred_at".to_string(),
+            s(e.last_occurred_at.to_string()),
+        ),
+        ("created_at".to_string(), s(e.created_at.to_string())),
+        ("created_at_ms".to_string(), n(e.created_at.millis())),
+    ]);
+    if let Some(seq) = e.seq {
+        item.insert("seq".into(), n(seq));
+    }
+    Ok(item)
+}
+
+pub(crate) fn manifest_entry(item: &Item) -> Result<ManifestEntry, ItemError> {
+    let a = Attrs(item);
+    Ok(ManifestEntry {
+        tenant_id: a.s("tenant_id")?.to_string(),
+        file_key: a.s("file_key")?.to_string(),
+        block_id: a.s("block_id")?.to_string(),
+        state: a.file_state(STATE)?,
+        seq: a.opt_n("seq")?,
+        rows: a.n("rows")?,
+        size: a.n("size")?,
+        sha256: a.s("sha256")?.to_string(),
+        first_occurred_at: a.ts("first_occurred_at")?,
+        last_occurred_at: a.ts("last_occurred_at")?,
+        created_at: a.ts("created_at")?,
+    })
+}
+
+// ---- chain ----------------------------------------------------------------------------------
+
+pub(crate) fn head_key(chain_id: &str) -> Item {
+    key(layout::chain_pk(chain_id), layout::HEAD_SK)
+}
+
+pub(crate) fn head_item(head: &ChainHead) -> Item {
+    let mut item = head_key(&head.chain_id);
+    item.extend([
+        ("chain_id".to_string(), s(&head.chain_id)),
+        ("seq".to_string(), n(head.seq)),
+        ("block_hash".to_string(), s(&head.block_hash)),
+        ("block_id".to_string(), s(&head.block_id)),
+    ]);
+    item
+}
+
+pub(crate) fn chain_head(chain_id: &str, item: &Item) -> Result<ChainHead, ItemError> {
+    let a = Attrs(item);
+    Ok(ChainHead {
+        chain_id: chain_id.to_string(),
+        seq: a.n("seq")?,
+        block_hash: a.s("block_hash")?.to_string(),
+        block_id: a.s("block_id")?.to_string(),
+    })
+}
+
+/// The block item: the canonical header is the record of truth; the other attributes are
+/// copies for people browsing the table.
+pub(crate) fn block_item(header: &BlockHeader, block_hash: &str) -> Item {
+    let mut item = key(
+        layout::chain_pk(&header.chain_id),
+        layout::block_sk(header.seq),
+    );
+    let canonical = String::from_utf8_lossy(&header.canonical_bytes()).into_owned();
+    item.extend([
+        ("header".to_string(), s(canonical)),
+        ("seq".to_string(), n(header.seq)),
+        ("block_hash".to_string(), s(block_hash)),
+        ("block_id".to_string(), s(&header.block_id)),
+        ("tenant_id".to_string(), s(&header.tenant_id)),
+        ("file_key".to_string(), s(&header.file_key)),
+    ]);
+    item
+}
+
+pub(crate) fn block_header(item: &Item) -> Result<BlockHeader, ItemError> {
+    let text = Attrs(item).s("header")?;
+    serde_json::from_str(text).map_err(|e| ItemError::Malformed {
+        name: "header",
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(text: &str) -> Timestamp {
+        Timestamp::parse(text).unwrap()
+    }
+
+    fn sample_pointer() -> Pointer {
+        Pointer {
+            tenant_id: "t1".into(),
+            record_id: "r1".into(),
+            kind: "decision".into(),
+            block_id: "b1".into(),
+            seq: 7,
+            file_key: "decisions/tenant=t1/date=2026-03-15/hour=10/b1.parquet".into(),
+            row_group: 1,
+            row: 2,
+            leaf_index: 3,
+            occurred_at: ts("2026-03-15T10:00:00.001Z"),
+            received_at: ts("2026-03-15T10:00:01Z"),
+            subject_ref: Some("s1".into()),
+            model_name: Some("m".into()),
+            model_version: Some("1".into()),
+            decision: Some("approve".into()),
+            risk_tier: None,
+            refers_to: None,
+            content_mac: "mac".into(),
+            storage_state: FileState::Chained,
+        }
+    }
+
+    #[test]
+    fn pointer_round_trips_and_sets_gsi_keys() {
+        let p = sample_pointer();
+        let item = pointer_item(&p);
+        assert_eq!(pointer(&item).unwrap(), p);
+        assert_eq!(item[GSI1PK], s("S#t1#s1"));
+        assert_eq!(item[GSI1SK], s("2026-03-15T10:00:00.001Z#r1"));
+        assert_eq!(item[GSI2PK], s("M#t1#m#1"));
+        assert!(!item.contains_key(GSI3PK));
+        assert!(!item.contains_key("risk_tier"));
+        let existing = existing_pointer(&item).unwrap();
+        assert_eq!(existing.state, PointerState::Indexed);
+        assert_eq!(existing.claimed_at, p.received_at);
+    }
+
+    #[test]
+    fn claim_round_trips() {
+        let c = Claim {
+            tenant_id: "t1".into(),
+            record_id: "r1".into(),
+            content_mac: "mac".into(),
+            block_id: "b1".into(),
+            file_key: "f".into(),
+            claimed_at: ts("2026-03-15T10:00:00Z"),
+        };
+        let e = existing_pointer(&claim_item(&c)).unwrap();
+        assert_eq!(e.state, PointerState::Claimed);
+        assert_eq!(e.claimed_at, c.claimed_at);
+        assert!(matches!(
+            index_entry(&claim_item(&c)).unwrap(),
+            IndexEntry::Claimed(_)
+        ));
+    }
+
+    #[test]
+    fn malformed_items_name_the_attribute() {
+        let mut item = pointer_item(&sample_pointer());
+        item.insert("seq".into(), s("seven"));
+        assert_eq!(pointer(&item), Err(ItemError::Type("seq", "N")));
+        item.remove("seq");
+        assert_eq!(pointer(&item), Err(ItemError::Missing("seq")));
+        let err = ItemError::Missing("seq").at("get", &item);
+        assert!(err.to_string().contains("D#t1#r1"));
+    }
+
+    #[test]
+    fn manifest_key_needs_a_date() {
+        assert!(manifest_key("op", "t", "no-date").is_err());
+        let k = manifest_key(
+            "op",
+            "t",
+            "decisions/tenant=t/date=2026-01-02/hour=01/x.parquet",
+        )
+        .unwrap();
+        assert_eq!(k[PK], s("F#t#2026-01-02"));
+    }
+}

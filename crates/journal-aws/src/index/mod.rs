@@ -1,0 +1,217 @@
+//! [`JournalIndex`] on one DynamoDB table (DESIGN §5; key formats in `journal_core::layout`).
+//!
+//! Item types and their attributes are in [`items`]; the ingest protocol's conditions are in
+//! [`claims`] (record claims and pointers), [`manifest`] (file manifest) and [`chain`] (chain
+//! head and blocks).
+
+mod chain;
+mod claims;
+pub(crate) mod items;
+mod manifest;
+
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::Client;
+use journal_core::integrity::{BlockHeader, ChainHead};
+use journal_core::ports::{
+    AbandonOutcome, AppendOutcome, Claim, ClaimResult, IndexEntry, JournalIndex, ManifestEntry,
+    Pointer, PortError,
+};
+use journal_core::timestamp::Timestamp;
+
+use crate::errors::sdk_error;
+use crate::retry::Backoff;
+use items::Item;
+
+/// Claims are conditional puts of one item each; this many run at once per call.
+const CLAIM_CONCURRENCY: usize = 16;
+/// BatchWriteItem calls in flight at once per `write_pointers` call.
+const BATCH_CONCURRENCY: usize = 4;
+/// DynamoDB's limit of items per BatchWriteItem.
+const BATCH_SIZE: usize = 25;
+
+/// The journal index on the DynamoDB table `table` (key `pk`/`sk`, GSIs `by_subject`,
+/// `by_model`, `by_ref`).
+#[derive(Clone, Debug)]
+pub struct DynamoIndex {
+    client: Client,
+    table: String,
+    backoff: Backoff,
+}
+
+impl DynamoIndex {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Replaces the backoff used for unprocessed batch items.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Indexed records of a model version with `from <= occurred_at < to`, oldest first
+    /// (GSI `by_model`).
+    pub async fn query_model(
+        &self,
+        tenant_id: &str,
+        model_name: &str,
+        model_version: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let pk = journal_core::layout::model_pk(tenant_id, model_name, model_version);
+        claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
+    }
+
+    /// Outcomes and reviews that refer to `decision_id`, oldest first (GSI `by_ref`).
+    pub async fn query_refs(
+        &self,
+        tenant_id: &str,
+        decision_id: &str,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let pk = journal_core::layout::ref_pk(tenant_id, decision_id);
+        claims::query_timeline_all(self, claims::Timeline::Ref, &pk).await
+    }
+
+    pub(crate) fn target(&self, pk: &str) -> String {
+        format!("(table {}, pk {pk})", self.table)
+    }
+
+    /// Strongly consistent GetItem.
+    pub(crate) async fn get_item(&self, op: &str, key: Item) -> Result<Option<Item>, PortError> {
+        let pk = key_pk(&key);
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(op, &self.target(&pk), &e))?;
+        Ok(out.item)
+    }
+
+    /// Runs a Query to the end, following `LastEvaluatedKey`.
+    pub(crate) async fn query_all(
+        &self,
+        op: &str,
+        pk: &str,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Item>, PortError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = query
+                .clone()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(op, &self.target(pk), &e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+pub(crate) fn key_pk(key: &Item) -> String {
+    key.get(items::PK)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl JournalIndex for DynamoIndex {
+    async fn claim(&self, claims: &[Claim]) -> Result<Vec<ClaimResult>, PortError> {
+        claims::claim(self, claims).await
+    }
+
+    async fn take_over(&self, claim: &Claim, from_block_id: &str) -> Result<bool, PortError> {
+        claims::take_over(self, claim, from_block_id).await
+    }
+
+    async fn put_manifest_pending(&self, entry: &ManifestEntry) -> Result<bool, PortError> {
+        manifest::put_pending(self, entry).await
+    }
+
+    async fn get_manifest(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> Result<Option<ManifestEntry>, PortError> {
+        manifest::get(self, tenant_id, file_key).await
+    }
+
+    async fn abandon_manifest(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        block_id: &str,
+        now: Timestamp,
+    ) -> Result<AbandonOutcome, PortError> {
+        manifest::abandon(self, tenant_id, file_key, block_id, now).await
+    }
+
+    async fn chain_head(&self, chain_id: &str) -> Result<Option<ChainHead>, PortError> {
+        chain::head(self, chain_id).await
+    }
+
+    async fn append_block(&self, header: &BlockHeader) -> Result<AppendOutcome, PortError> {
+        chain::append(self, header).await
+    }
+
+    async fn write_pointers(&self, pointers: &[Pointer]) -> Result<(), PortError> {
+        claims::write_pointers(self, pointers).await
+    }
+
+    async fn mark_manifest_live(&self, tenant_id: &str, file_key: &str) -> Result<(), PortError> {
+        manifest::mark_live(self, tenant_id, file_key).await
+    }
+
+    async fn get_pointer(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> Result<Option<IndexEntry>, PortError> {
+        claims::get_pointer(self, tenant_id, record_id).await
+    }
+
+    async fn query_subject(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let pk = journal_core::layout::subject_pk(tenant_id, subject_ref);
+        claims::query_timeline(self, claims::Timeline::Subject, &pk, from, to).await
+    }
+
+    async fn list_blocks(&self, chain_id: &str) -> Result<Vec<BlockHeader>, PortError> {
+        chain::list_blocks(self, chain_id).await
+    }
+
+    async fn list_manifest(
+        &self,
+        tenant_id: &str,
+        date: &str,
+    ) -> Result<Vec<ManifestEntry>, PortError> {
+        manifest::list(self, tenant_id, date).await
+    }
+}

@@ -1,0 +1,195 @@
+//! Final pointers: batch writes and the timeline GSIs.
+
+use journal_aws::DynamoIndex;
+use journal_core::ports::{FileState, IndexEntry, JournalIndex, Pointer};
+use journal_core::timestamp::Timestamp;
+
+use crate::common::{self, file_key, ts};
+
+/// Pointer `i` of a tenant: one record a minute from 10:00, subjects alternating s0/s1, every
+/// fifth an outcome referring to decision `d0`, models v1/v2 by half.
+pub fn pointer(i: u32, tenant: &str) -> Pointer {
+    let occurred_at =
+        Timestamp::from_millis(ts("2026-03-15T10:00:00Z").millis() + i64::from(i) * 60_000)
+            .unwrap();
+    let outcome = i % 5 == 4;
+    Pointer {
+        tenant_id: tenant.into(),
+        record_id: format!("d{i}"),
+        kind: if outcome { "outcome" } else { "decision" }.into(),
+        block_id: "BLK".into(),
+        seq: 7,
+        file_key: file_key(tenant, "BLK"),
+        row_group: i / 20,
+        row: i % 20,
+        leaf_index: i,
+        occurred_at,
+        received_at: ts("2026-03-15T12:00:00Z"),
+        subject_ref: Some(format!("s{}", i % 2)),
+        model_name: (!outcome).then(|| "credit-risk".to_string()),
+        model_version: (!outcome).then(|| if i < 30 { "1" } else { "2" }.to_string()),
+        decision: (!outcome).then(|| "approve".to_string()),
+        risk_tier: (i % 3 == 0).then(|| "high".to_string()),
+        refers_to: outcome.then(|| "d0".to_string()),
+        content_mac: format!("mac{i}"),
+        storage_state: FileState::Chained,
+    }
+}
+
+fn ids(ps: &[Pointer]) -> Vec<String> {
+    ps.iter().map(|p| p.record_id.clone()).collect()
+}
+
+#[tokio::test]
+async fn write_pointers_in_batches_then_look_up_and_query() {
+    let Some(c) = common::clients("pointers").await else {
+        return;
+    };
+    let ix = DynamoIndex::new(c.dynamodb.clone(), common::create_table(&c).await);
+    let t = "bank_1";
+    let pointers: Vec<Pointer> = (0..60).map(|i| pointer(i, t)).collect();
+
+    // A claim first, as ingest does: the pointer replaces it.
+    ix.claim(&[journal_core::ports::Claim {
+        tenant_id: t.into(),
+        record_id: "d0".into(),
+        content_mac: "mac0".into(),
+        block_id: "BLK".into(),
+        file_key: file_key(t, "BLK"),
+        claimed_at: ts("2026-03-15T12:00:00Z"),
+    }])
+    .await
+    .unwrap();
+
+    // 60 pointers = three BatchWriteItem calls (25, 25, 10); a repeat is idempotent, and a
+    // duplicate in one call keeps the last version.
+    ix.write_pointers(&pointers).await.unwrap();
+    let mut dup = pointer(3, t);
+    dup.storage_state = FileState::Live;
+    ix.write_pointers(&[pointer(3, t), pointers[1].clone(), dup.clone()])
+        .await
+        .unwrap();
+    ix.write_pointers(&[]).await.unwrap();
+
+    for (i, p) in pointers.iter().enumerate() {
+        let expected = if i == 3 { &dup } else { p };
+        assert_eq!(
+            ix.get_pointer(t, &p.record_id).await.unwrap(),
+            Some(IndexEntry::Indexed(expected.clone())),
+            "pointer {i}"
+        );
+    }
+
+    // Subject s0 holds the even records, one every two minutes from 10:00.
+    let all = ix
+        .query_subject(
+            t,
+            "s0",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-16T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let evens: Vec<String> = (0..60).step_by(2).map(|i| format!("d{i}")).collect();
+    assert_eq!(ids(&all), evens);
+    assert!(all.windows(2).all(|w| w[0].occurred_at < w[1].occurred_at));
+
+    // [10:02, 10:08): from is inclusive, to exclusive.
+    let part = ix
+        .query_subject(
+            t,
+            "s0",
+            ts("2026-03-15T10:02:00Z"),
+            ts("2026-03-15T10:08:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&part), vec!["d2", "d4", "d6"]);
+    // One millisecond more takes in d8.
+    let part = ix
+        .query_subject(
+            t,
+            "s0",
+            ts("2026-03-15T10:02:00Z"),
+            ts("2026-03-15T10:08:00.001Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(&part), vec!["d2", "d4", "d6", "d8"]);
+    assert!(ix
+        .query_subject(
+            t,
+            "s0",
+            ts("2026-03-15T10:08:00Z"),
+            ts("2026-03-15T10:08:00Z")
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ix
+        .query_subject(
+            t,
+            "s9",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-16T00:00:00Z")
+        )
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(ix
+        .query_subject(
+            "bank_2",
+            "s0",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-16T00:00:00Z")
+        )
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Model timeline: decisions of version 2 (records 30..60 that are not outcomes).
+    let v2 = ix
+        .query_model(
+            t,
+            "credit-risk",
+            "2",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-16T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    let expected: Vec<String> = (30..60)
+        .filter(|i| i % 5 != 4)
+        .map(|i| format!("d{i}"))
+        .collect();
+    assert_eq!(ids(&v2), expected);
+
+    // Outcomes referring to d0.
+    let refs = ix.query_refs(t, "d0").await.unwrap();
+    let expected: Vec<String> = (0..60)
+        .filter(|i| i % 5 == 4)
+        .map(|i| format!("d{i}"))
+        .collect();
+    assert_eq!(ids(&refs), expected);
+    assert!(refs.iter().all(|p| p.kind == "outcome"));
+}
+
+#[tokio::test]
+async fn many_pointers_take_many_batches() {
+    let Some(c) = common::clients("pointers_many").await else {
+        return;
+    };
+    let ix = DynamoIndex::new(c.dynamodb.clone(), common::create_table(&c).await);
+    let pointers: Vec<Pointer> = (0..260).map(|i| pointer(i, "bank_3")).collect();
+    ix.write_pointers(&pointers).await.unwrap();
+    let all = ix
+        .query_subject(
+            "bank_3",
+            "s1",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-17T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 130);
+}

@@ -1,0 +1,83 @@
+//! Benchmarks that print `name=value` lines. Run all with:
+//!
+//! ```text
+//! cargo run --release -p journal-bench
+//! ```
+//!
+//! `ingest`: the in-process ingest CPU path on one thread — parse and validate each SQS body,
+//! derive `subject_ref` and `features_hmac` (HMAC-SHA256), seal raw features (AES-256-GCM),
+//! canonicalize and leaf-hash each record, build the Arrow batch, write Parquet with ZSTD and
+//! bloom filters, and compute the Merkle root — on the synthetic mix (~800-byte records), in
+//! blocks the size of a busy invocation.
+
+use std::time::Instant;
+
+use journal_core::columnar::WriterConfig;
+use journal_core::features_crypto::DataKey;
+use journal_core::ingest::{needs_data_key, prepare_block, seal_record};
+use journal_core::keys::MasterKey;
+use journal_core::timestamp::Timestamp;
+use journal_core::validate::{parse_body, Limits};
+use journal_synth::{generate_decisions, latest_occurred_at, producer_body, SynthConfig};
+
+fn arg(name: &str, default: usize) -> usize {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let records = arg("--records", 200_000);
+    let block = arg("--block", 2_000);
+    let rounds = arg("--rounds", 3);
+    bench_ingest(records, block, rounds);
+}
+
+fn bench_ingest(n: usize, block_size: usize, rounds: usize) {
+    let mut cfg = SynthConfig::new(7);
+    cfg.tenants = vec!["bank_1".into()];
+    let decisions = generate_decisions(cfg, n);
+    let now = latest_occurred_at(&decisions).expect("records were generated");
+    let bodies: Vec<Vec<u8>> = decisions.iter().map(producer_body).collect();
+    let input_bytes: usize = bodies.iter().map(Vec::len).sum();
+    let master = MasterKey::from_bytes(vec![7u8; 32]).expect("32-byte key");
+    let keys = master.tenant_keys("bank_1");
+    // A real run fetches each subject's key once (cached); the bench holds one.
+    let data_key = DataKey::from_bytes(&[9u8; 32]).expect("32-byte key");
+    let writer = WriterConfig::default();
+    let limits = Limits::default();
+
+    let mut best = f64::MAX;
+    let mut stored = 0usize;
+    for _ in 0..rounds {
+        let started = Instant::now();
+        stored = 0;
+        for (b, chunk) in bodies.chunks(block_size).enumerate() {
+            let mut sealed = Vec::with_capacity(chunk.len());
+            for body in chunk {
+                for parsed in parse_body(body, &limits, now).expect("generated bodies are valid") {
+                    let record = parsed.result.expect("generated records are valid");
+                    let dk = needs_data_key(&record, true).then_some(&data_key);
+                    sealed.push(seal_record(record, &keys, dk, now).expect("sealable"));
+                }
+            }
+            let block_id = format!("01BENCH{b:019}");
+            let key = format!("decisions/tenant=bank_1/b/{block_id}.parquet");
+            let prepared =
+                prepare_block("bank_1", &block_id, &key, sealed, &writer, Timestamp::now())
+                    .expect("block builds");
+            stored += prepared.file.bytes.len();
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    println!("ingest_records={n}");
+    println!("ingest_block_records={block_size}");
+    println!(
+        "ingest_input_bytes_per_record={:.0}",
+        input_bytes as f64 / n as f64
+    );
+    println!("ingest_records_per_sec_per_core={:.0}", n as f64 / best);
+    println!("stored_bytes_per_record={:.1}", stored as f64 / n as f64);
+}

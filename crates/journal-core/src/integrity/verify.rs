@@ -1,0 +1,364 @@
+//! Recomputes the journal's integrity from what is stored and names exactly what is wrong.
+//!
+//! [`verify_chain`] checks the headers of one chain: no gaps (of any length, at the start, in the
+//! middle or after the last stored block up to the head), every `prev_hash` link, and the head.
+//! [`verify_block`] checks one block's rows against its header: each row's leaf hash recomputed
+//! from its canonical bytes and salt, the leaf indices complete and unique, the physical order,
+//! membership (a row of another block means a substituted file), and the Merkle root.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::chain::{BlockHeader, ChainHead, GENESIS_PREV_HASH};
+use super::leaf::leaf_hash;
+use super::merkle::{merkle_root, Hash32};
+use crate::columnar::JournalRow;
+
+/// One thing verification found wrong. Each names the chain position and, where it applies, the
+/// row, so an auditor can go straight to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
+pub enum Fault {
+    /// Blocks `from_seq..=to_seq` are absent from the chain store.
+    MissingBlocks { from_seq: u64, to_seq: u64 },
+    /// Two different headers claim the same sequence number.
+    ConflictingBlocks { seq: u64 },
+    /// Block `seq`'s `prev_hash` is not the hash of block `seq - 1` (one of the two was altered
+    /// or replaced).
+    BrokenLink {
+        seq: u64,
+        expected_prev: String,
+        found_prev: String,
+    },
+    /// The head names a block hash that the stored block at its seq does not have.
+    HeadMismatch {
+        seq: u64,
+        head_hash: String,
+        block_hash: String,
+    },
+    /// A stored block lies beyond the head (written without moving the head).
+    BlockAfterHead { seq: u64, head_seq: u64 },
+    /// The chain has blocks but no head.
+    MissingHead,
+    /// The block's file is gone.
+    MissingFile {
+        seq: u64,
+        block_id: String,
+        file_key: String,
+    },
+    /// The file at the block's key is not the file ingest wrote (different bytes).
+    FileChanged {
+        seq: u64,
+        file_key: String,
+        expected_sha256: String,
+        found_sha256: String,
+    },
+    /// A row in the block's file belongs to another block: the file was substituted or mixed.
+    ForeignRow {
+        seq: u64,
+        block_id: String,
+        record_id: String,
+        row_block_id: String,
+    },
+    /// The row's content no longer matches its own leaf hash.
+    AlteredRow {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+        record_id: String,
+    },
+    /// A leaf the header counts has no row.
+    MissingRow {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+    },
+    /// Two rows claim the same leaf.
+    DuplicateRow {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+    },
+    /// A row claims a leaf index the header does not have.
+    ExtraRow {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+        record_id: String,
+    },
+    /// Rows are stored out of leaf order (first out-of-place row named).
+    ReorderedRows {
+        seq: u64,
+        block_id: String,
+        position: u64,
+        leaf_index: u64,
+    },
+    /// The stored leaf hashes do not rebuild the sealed Merkle root (rows replaced by
+    /// self-consistent forgeries, or leaf indices permuted).
+    RootMismatch {
+        seq: u64,
+        block_id: String,
+        expected: String,
+        computed: String,
+    },
+    /// A row cannot be canonicalized at all.
+    UnreadableRow {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+        reason: String,
+    },
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Fault::*;
+        match self {
+            MissingBlocks { from_seq, to_seq } if from_seq == to_seq => {
+                write!(f, "missing block: seq {from_seq} is absent from the chain")
+            }
+            MissingBlocks { from_seq, to_seq } => write!(
+                f,
+                "missing blocks: seq {from_seq}..={to_seq} ({} blocks) are absent from the chain",
+                to_seq - from_seq + 1
+            ),
+            ConflictingBlocks { seq } => write!(f, "two different blocks claim seq {seq}"),
+            BrokenLink { seq, expected_prev, found_prev } => write!(
+                f,
+                "broken link at seq {seq}: prev_hash {found_prev} but block {} hashes to {expected_prev} (altered or substituted block)",
+                seq.saturating_sub(1)
+            ),
+            HeadMismatch { seq, head_hash, block_hash } => write!(
+                f,
+                "chain head names block {seq} with hash {head_hash}, but the stored block hashes to {block_hash}"
+            ),
+            BlockAfterHead { seq, head_seq } => {
+                write!(f, "block {seq} is stored beyond the chain head (seq {head_seq})")
+            }
+            MissingHead => write!(f, "chain has blocks but no head"),
+            MissingFile { seq, block_id, file_key } => {
+                write!(f, "block {seq} ({block_id}): file {file_key} is missing")
+            }
+            FileChanged { seq, file_key, expected_sha256, found_sha256 } => write!(
+                f,
+                "block {seq}: file {file_key} has sha256 {found_sha256}, ingest wrote {expected_sha256} (substituted file)"
+            ),
+            ForeignRow { seq, block_id, record_id, row_block_id } => write!(
+                f,
+                "block {seq} ({block_id}): row {record_id} belongs to block {row_block_id} (substituted file)"
+            ),
+            AlteredRow { seq, block_id, leaf_index, record_id } => write!(
+                f,
+                "block {seq} ({block_id}) leaf {leaf_index}: row {record_id} was altered (content does not match its leaf hash)"
+            ),
+            MissingRow { seq, block_id, leaf_index } => {
+                write!(f, "block {seq} ({block_id}) leaf {leaf_index}: row is missing")
+            }
+            DuplicateRow { seq, block_id, leaf_index } => {
+                write!(f, "block {seq} ({block_id}) leaf {leaf_index}: more than one row")
+            }
+            ExtraRow { seq, block_id, leaf_index, record_id } => write!(
+                f,
+                "block {seq} ({block_id}): row {record_id} claims leaf {leaf_index}, beyond the block's count"
+            ),
+            ReorderedRows { seq, block_id, position, leaf_index } => write!(
+                f,
+                "block {seq} ({block_id}): rows reordered (position {position} holds leaf {leaf_index})"
+            ),
+            RootMismatch { seq, block_id, expected, computed } => write!(
+                f,
+                "block {seq} ({block_id}): leaves rebuild Merkle root {computed}, sealed root is {expected}"
+            ),
+            UnreadableRow { seq, block_id, leaf_index, reason } => {
+                write!(f, "block {seq} ({block_id}) leaf {leaf_index}: unreadable row: {reason}")
+            }
+        }
+    }
+}
+
+/// What a verification covered and what it found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    pub chain_id: String,
+    pub blocks_checked: u64,
+    pub rows_checked: u64,
+    pub head_seq: Option<u64>,
+    pub faults: Vec<Fault>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.faults.is_empty()
+    }
+}
+
+/// Checks the chain's headers (in any order) against its head.
+pub fn verify_chain(headers: &[BlockHeader], head: Option<&ChainHead>) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    let mut by_seq: BTreeMap<u64, &BlockHeader> = BTreeMap::new();
+    for h in headers {
+        if let Some(existing) = by_seq.insert(h.seq, h) {
+            if existing != h {
+                faults.push(Fault::ConflictingBlocks { seq: h.seq });
+            }
+        }
+    }
+    let mut expected = 0u64;
+    let mut prev: Option<&BlockHeader> = None;
+    for (&seq, header) in &by_seq {
+        if seq > expected {
+            faults.push(Fault::MissingBlocks {
+                from_seq: expected,
+                to_seq: seq - 1,
+            });
+        } else {
+            let want = match prev {
+                Some(p) => p.block_hash(),
+                None => GENESIS_PREV_HASH.to_string(),
+            };
+            if header.prev_hash != want {
+                faults.push(Fault::BrokenLink {
+                    seq,
+                    expected_prev: want,
+                    found_prev: header.prev_hash.clone(),
+                });
+            }
+        }
+        prev = Some(header);
+        expected = seq + 1;
+    }
+    match (head, by_seq.last_key_value()) {
+        (None, Some(_)) => faults.push(Fault::MissingHead),
+        (None, None) => {}
+        (Some(head), last) => {
+            let stored_len = last.map_or(0, |(&s, _)| s + 1);
+            if head.seq + 1 > stored_len {
+                faults.push(Fault::MissingBlocks {
+                    from_seq: stored_len,
+                    to_seq: head.seq,
+                });
+            }
+            for (&seq, _) in by_seq.range(head.seq + 1..) {
+                faults.push(Fault::BlockAfterHead {
+                    seq,
+                    head_seq: head.seq,
+                });
+            }
+            if let Some(block) = by_seq.get(&head.seq) {
+                let hash = block.block_hash();
+                if hash != head.block_hash {
+                    faults.push(Fault::HeadMismatch {
+                        seq: head.seq,
+                        head_hash: head.block_hash.clone(),
+                        block_hash: hash,
+                    });
+                }
+            }
+        }
+    }
+    faults
+}
+
+/// Checks one block's rows, as found in storage in physical order, against its header.
+/// `rows = None` means the block's file is missing.
+pub fn verify_block(header: &BlockHeader, rows: Option<&[JournalRow]>) -> Vec<Fault> {
+    let seq = header.seq;
+    let block_id = || header.block_id.clone();
+    let Some(rows) = rows else {
+        return vec![Fault::MissingFile {
+            seq,
+            block_id: block_id(),
+            file_key: header.file_key.clone(),
+        }];
+    };
+    let mut faults = Vec::new();
+    let mut leaves: BTreeMap<u64, Hash32> = BTreeMap::new();
+    let mut last_index: Option<u64> = None;
+    let mut reported_order = false;
+    for (position, row) in rows.iter().enumerate() {
+        let leaf_index = u64::from(row.leaf_index);
+        if row.block_id != header.block_id {
+            faults.push(Fault::ForeignRow {
+                seq,
+                block_id: block_id(),
+                record_id: row.record.record_id().to_string(),
+                row_block_id: row.block_id.clone(),
+            });
+            continue;
+        }
+        if leaf_index >= header.count {
+            faults.push(Fault::ExtraRow {
+                seq,
+                block_id: block_id(),
+                leaf_index,
+                record_id: row.record.record_id().to_string(),
+            });
+            continue;
+        }
+        if !reported_order && last_index.is_some_and(|l| leaf_index < l) {
+            faults.push(Fault::ReorderedRows {
+                seq,
+                block_id: block_id(),
+                position: position as u64,
+                leaf_index,
+            });
+            reported_order = true;
+        }
+        last_index = Some(leaf_index);
+        match row.record.canonical_bytes() {
+            Ok(bytes) => {
+                if leaf_hash(&row.salt, &bytes) != row.leaf_hash {
+                    faults.push(Fault::AlteredRow {
+                        seq,
+                        block_id: block_id(),
+                        leaf_index,
+                        record_id: row.record.record_id().to_string(),
+                    });
+                }
+            }
+            Err(e) => faults.push(Fault::UnreadableRow {
+                seq,
+                block_id: block_id(),
+                leaf_index,
+                reason: e.to_string(),
+            }),
+        }
+        if leaves.insert(leaf_index, row.leaf_hash).is_some() {
+            faults.push(Fault::DuplicateRow {
+                seq,
+                block_id: block_id(),
+                leaf_index,
+            });
+        }
+    }
+    let missing: Vec<u64> = (0..header.count)
+        .filter(|i| !leaves.contains_key(i))
+        .collect();
+    for &leaf_index in &missing {
+        faults.push(Fault::MissingRow {
+            seq,
+            block_id: block_id(),
+            leaf_index,
+        });
+    }
+    // The root is only meaningful over a complete leaf set; with rows missing the faults above
+    // already name them.
+    if missing.is_empty() {
+        let ordered: Vec<Hash32> = leaves.into_values().collect();
+        let computed = hex::encode(merkle_root(&ordered));
+        if computed != header.merkle_root {
+            faults.push(Fault::RootMismatch {
+                seq,
+                block_id: block_id(),
+                expected: header.merkle_root.clone(),
+                computed,
+            });
+        }
+    }
+    faults
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! Where things live: S3 object keys and the single-table index keys (DESIGN §5, §6).
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | record pointer (also the ingest claim) | `D#tenant#record_id` | `D` |
+//! | subject timeline (GSI `by_subject`) | `S#tenant#subject_ref` | `occurred_at#record_id` |
+//! | model timeline (GSI `by_model`) | `M#tenant#model#version` | `occurred_at#record_id` |
+//! | outcomes/reviews of a decision (GSI `by_ref`) | `R#tenant#decision_id` | `occurred_at#record_id` |
+//! | file manifest | `F#tenant#date` | file key |
+//! | chain head / block | `C#tenant` | `HEAD` / `B#<seq, 12 digits>` |
+//! | subject data key (wrapped) | `K#tenant#subject_ref` | `K` |
+//!
+//! Tenant and record ids are validated to a `[A-Za-z0-9_.:-]` alphabet, so `#` and `/` can
+//! separate key parts without escaping.
+
+use crate::timestamp::Timestamp;
+
+pub const DECISIONS_PREFIX: &str = "decisions/";
+pub const POINTER_SK: &str = "D";
+pub const HEAD_SK: &str = "HEAD";
+pub const SUBJECT_KEY_SK: &str = "K";
+
+pub const GSI_BY_SUBJECT: &str = "by_subject";
+pub const GSI_BY_MODEL: &str = "by_model";
+pub const GSI_BY_REF: &str = "by_ref";
+
+/// Hive-style key of the Parquet file one ingest block writes, partitioned by receive time
+/// (a block holds one invocation's records, which may span several occurrence hours).
+pub fn block_file_key(tenant_id: &str, received_at: Timestamp, block_id: &str) -> String {
+    format!(
+        "{DECISIONS_PREFIX}tenant={tenant_id}/date={}/hour={:02}/{block_id}.parquet",
+        received_at.date_string(),
+        received_at.hour()
+    )
+}
+
+/// Prefix of every file of a tenant.
+pub fn tenant_prefix(tenant_id: &str) -> String {
+    format!("{DECISIONS_PREFIX}tenant={tenant_id}/")
+}
+
+/// Partition date (`YYYY-MM-DD`) encoded in a file key, if it is one of ours.
+pub fn date_of_file_key(file_key: &str) -> Option<&str> {
+    let start = file_key.find("/date=")? + "/date=".len();
+    file_key.get(start..start + 10)
+}
+
+pub fn pointer_pk(tenant_id: &str, record_id: &str) -> String {
+    format!("D#{tenant_id}#{record_id}")
+}
+
+pub fn subject_pk(tenant_id: &str, subject_ref: &str) -> String {
+    format!("S#{tenant_id}#{subject_ref}")
+}
+
+pub fn model_pk(tenant_id: &str, model: &str, version: &str) -> String {
+    format!("M#{tenant_id}#{model}#{version}")
+}
+
+pub fn ref_pk(tenant_id: &str, decision_id: &str) -> String {
+    format!("R#{tenant_id}#{decision_id}")
+}
+
+/// Sort key of the timelines: sorts by time, then id; ranges use `occurred_at` prefixes.
+pub fn timeline_sk(occurred_at: Timestamp, record_id: &str) -> String {
+    format!("{occurred_at}#{record_id}")
+}
+
+pub fn manifest_pk(tenant_id: &str, date: &str) -> String {
+    format!("F#{tenant_id}#{date}")
+}
+
+pub fn chain_pk(tenant_id: &str) -> String {
+    format!("C#{tenant_id}")
+}
+
+pub fn block_sk(seq: u64) -> String {
+    format!("B#{seq:012}")
+}
+
+pub fn subject_key_pk(tenant_id: &str, subject_ref: &str) -> String {
+    format!("K#{tenant_id}#{subject_ref}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_hive_style_and_sortable() {
+        let t = Timestamp::parse("2026-03-15T07:05:00Z").unwrap();
+        let key = block_file_key("bank_1", t, "01JABC");
+        assert_eq!(
+            key,
+            "decisions/tenant=bank_1/date=2026-03-15/hour=07/01JABC.parquet"
+        );
+        assert_eq!(date_of_file_key(&key), Some("2026-03-15"));
+        assert!(key.starts_with(&tenant_prefix("bank_1")));
+        assert!(block_sk(9) < block_sk(10));
+        assert_eq!(timeline_sk(t, "d1"), "2026-03-15T07:05:00.000Z#d1");
+    }
+}

@@ -1,0 +1,23 @@
+//! Decision Journal core: the domain, free of AWS SDK types.
+//!
+//! - [`record`], [`timestamp`], [`validate`]: schema v1 and the parser that names bad fields.
+//! - [`canonical`]: RFC 8785 bytes that every hash and MAC covers.
+//! - [`keys`], [`features_crypto`]: tenant HMAC keys, per-subject AES-256-GCM feature sealing.
+//! - [`integrity`]: leaf hashes, RFC 6962 Merkle trees, the block chain and `verify`.
+//! - [`columnar`]: the Arrow schema and Parquet codec.
+//! - [`layout`]: S3 keys and index keys.
+//! - [`ports`], [`ingest`]: storage traits and the crash-safe ingest pipeline built on them;
+//!   [`memory`]: in-process port implementations for unit tests.
+
+pub mod canonical;
+pub mod columnar;
+pub mod features_crypto;
+pub mod ingest;
+pub mod integrity;
+pub mod keys;
+pub mod layout;
+pub mod memory;
+pub mod ports;
+pub mod record;
+pub mod timestamp;
+pub mod validate;

@@ -1,0 +1,324 @@
+//! In-process implementations of the ports, with the same conditional semantics as the
+//! DynamoDB/S3 adapters, for unit tests of the pipeline and verification. Not for production.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use crate::features_crypto::DataKey;
+use crate::integrity::{BlockHeader, ChainHead};
+use crate::ports::*;
+use crate::timestamp::Timestamp;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    pub objects: Mutex<BTreeMap<String, Bytes>>,
+}
+
+impl ObjectStore for MemoryStore {
+    async fn put_object(&self, key: &str, body: Bytes) -> Result<(), PortError> {
+        lock(&self.objects).insert(key.to_string(), body);
+        Ok(())
+    }
+
+    async fn get_object(&self, key: &str) -> Result<Option<Bytes>, PortError> {
+        Ok(lock(&self.objects).get(key).cloned())
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryRejects {
+    pub sent: Mutex<Vec<RejectedMessage>>,
+}
+
+impl RejectSink for MemoryRejects {
+    async fn send_rejects(&self, rejects: &[RejectedMessage]) -> Result<(), PortError> {
+        lock(&self.sent).extend_from_slice(rejects);
+        Ok(())
+    }
+}
+
+/// Subject data keys derived from a counter; "shredding" removes them.
+#[derive(Default)]
+pub struct MemorySubjectKeys {
+    pub keys: Mutex<HashMap<(String, String), [u8; 32]>>,
+}
+
+impl SubjectKeyStore for MemorySubjectKeys {
+    async fn data_key(&self, tenant_id: &str, subject_ref: &str) -> Result<DataKey, PortError> {
+        let mut keys = lock(&self.keys);
+        let n = keys.len() as u8;
+        let k = keys
+            .entry((tenant_id.to_string(), subject_ref.to_string()))
+            .or_insert_with(|| {
+                let mut k = rand::random::<[u8; 32]>();
+                k[0] = n;
+                k
+            });
+        DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Entry {
+    Claimed(Claim),
+    Indexed(Pointer),
+}
+
+#[derive(Default)]
+struct IndexState {
+    records: HashMap<(String, String), Entry>,
+    manifest: BTreeMap<(String, String), ManifestEntry>,
+    heads: HashMap<String, ChainHead>,
+    blocks: BTreeMap<(String, u64), BlockHeader>,
+}
+
+#[derive(Default)]
+pub struct MemoryIndex {
+    state: Mutex<IndexState>,
+}
+
+fn existing(entry: &Entry) -> ExistingPointer {
+    match entry {
+        Entry::Claimed(c) => ExistingPointer {
+            state: PointerState::Claimed,
+            block_id: c.block_id.clone(),
+            file_key: c.file_key.clone(),
+            content_mac: c.content_mac.clone(),
+            claimed_at: c.claimed_at,
+        },
+        Entry::Indexed(p) => ExistingPointer {
+            state: PointerState::Indexed,
+            block_id: p.block_id.clone(),
+            file_key: p.file_key.clone(),
+            content_mac: p.content_mac.clone(),
+            claimed_at: p.received_at,
+        },
+    }
+}
+
+impl MemoryIndex {
+    /// Every indexed pointer (for tests that count entries).
+    pub fn pointers(&self) -> Vec<Pointer> {
+        lock(&self.state)
+            .records
+            .values()
+            .filter_map(|e| match e {
+                Entry::Indexed(p) => Some(p.clone()),
+                Entry::Claimed(_) => None,
+            })
+            .collect()
+    }
+
+    pub fn manifest_entries(&self) -> Vec<ManifestEntry> {
+        lock(&self.state).manifest.values().cloned().collect()
+    }
+}
+
+impl JournalIndex for MemoryIndex {
+    async fn claim(&self, claims: &[Claim]) -> Result<Vec<ClaimResult>, PortError> {
+        let mut s = lock(&self.state);
+        Ok(claims
+            .iter()
+            .map(|c| {
+                let key = (c.tenant_id.clone(), c.record_id.clone());
+                match s.records.get(&key) {
+                    Some(e) => ClaimResult::Existing(existing(e)),
+                    None => {
+                        s.records.insert(key, Entry::Claimed(c.clone()));
+                        ClaimResult::Won
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn take_over(&self, claim: &Claim, from_block_id: &str) -> Result<bool, PortError> {
+        let mut s = lock(&self.state);
+        let key = (claim.tenant_id.clone(), claim.record_id.clone());
+        match s.records.get(&key) {
+            Some(Entry::Claimed(c)) if c.block_id == from_block_id => {
+                s.records.insert(key, Entry::Claimed(claim.clone()));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn put_manifest_pending(&self, entry: &ManifestEntry) -> Result<bool, PortError> {
+        let mut s = lock(&self.state);
+        let key = (entry.tenant_id.clone(), entry.file_key.clone());
+        if s.manifest.contains_key(&key) {
+            return Ok(false);
+        }
+        s.manifest.insert(key, entry.clone());
+        Ok(true)
+    }
+
+    async fn get_manifest(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> Result<Option<ManifestEntry>, PortError> {
+        let key = (tenant_id.to_string(), file_key.to_string());
+        Ok(lock(&self.state).manifest.get(&key).cloned())
+    }
+
+    async fn abandon_manifest(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        block_id: &str,
+        now: Timestamp,
+    ) -> Result<AbandonOutcome, PortError> {
+        let mut s = lock(&self.state);
+        let key = (tenant_id.to_string(), file_key.to_string());
+        match s.manifest.get_mut(&key) {
+            Some(e) if matches!(e.state, FileState::Pending | FileState::Abandoned) => {
+                e.state = FileState::Abandoned;
+                Ok(AbandonOutcome::Abandoned)
+            }
+            Some(e) => Ok(AbandonOutcome::AlreadyChained(e.clone())),
+            None => {
+                s.manifest.insert(
+                    key,
+                    ManifestEntry {
+                        tenant_id: tenant_id.to_string(),
+                        file_key: file_key.to_string(),
+                        block_id: block_id.to_string(),
+                        state: FileState::Abandoned,
+                        seq: None,
+                        rows: 0,
+                        size: 0,
+                        sha256: String::new(),
+                        first_occurred_at: now,
+                        last_occurred_at: now,
+                        created_at: now,
+                    },
+                );
+                Ok(AbandonOutcome::Abandoned)
+            }
+        }
+    }
+
+    async fn chain_head(&self, chain_id: &str) -> Result<Option<ChainHead>, PortError> {
+        Ok(lock(&self.state).heads.get(chain_id).cloned())
+    }
+
+    async fn append_block(&self, header: &BlockHeader) -> Result<AppendOutcome, PortError> {
+        let mut s = lock(&self.state);
+        let mkey = (header.tenant_id.clone(), header.file_key.clone());
+        if s.manifest.get(&mkey).map(|e| e.state) != Some(FileState::Pending) {
+            return Ok(AppendOutcome::Fenced);
+        }
+        let head_ok = match s.heads.get(&header.chain_id) {
+            None => header.seq == 0,
+            Some(h) => h.seq + 1 == header.seq,
+        };
+        if !head_ok
+            || s.blocks
+                .contains_key(&(header.chain_id.clone(), header.seq))
+        {
+            return Ok(AppendOutcome::HeadMoved);
+        }
+        s.heads
+            .insert(header.chain_id.clone(), ChainHead::of(header));
+        s.blocks
+            .insert((header.chain_id.clone(), header.seq), header.clone());
+        if let Some(e) = s.manifest.get_mut(&mkey) {
+            e.state = FileState::Chained;
+            e.seq = Some(header.seq);
+        }
+        Ok(AppendOutcome::Appended)
+    }
+
+    async fn write_pointers(&self, pointers: &[Pointer]) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        for p in pointers {
+            s.records.insert(
+                (p.tenant_id.clone(), p.record_id.clone()),
+                Entry::Indexed(p.clone()),
+            );
+        }
+        Ok(())
+    }
+
+    async fn mark_manifest_live(&self, tenant_id: &str, file_key: &str) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        let key = (tenant_id.to_string(), file_key.to_string());
+        match s.manifest.get_mut(&key) {
+            Some(e) if matches!(e.state, FileState::Chained | FileState::Live) => {
+                e.state = FileState::Live;
+                Ok(())
+            }
+            other => Err(PortError::permanent(
+                "mark manifest live",
+                format!("{file_key}: state {:?}", other.map(|e| e.state)),
+            )),
+        }
+    }
+
+    async fn get_pointer(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> Result<Option<IndexEntry>, PortError> {
+        let s = lock(&self.state);
+        Ok(s.records
+            .get(&(tenant_id.to_string(), record_id.to_string()))
+            .map(|e| match e {
+                Entry::Claimed(_) => IndexEntry::Claimed(existing(e)),
+                Entry::Indexed(p) => IndexEntry::Indexed(p.clone()),
+            }))
+    }
+
+    async fn query_subject(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let mut out: Vec<Pointer> = self
+            .pointers()
+            .into_iter()
+            .filter(|p| {
+                p.tenant_id == tenant_id
+                    && p.subject_ref.as_deref() == Some(subject_ref)
+                    && p.occurred_at >= from
+                    && p.occurred_at < to
+            })
+            .collect();
+        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
+        Ok(out)
+    }
+
+    async fn list_blocks(&self, chain_id: &str) -> Result<Vec<BlockHeader>, PortError> {
+        let s = lock(&self.state);
+        Ok(s.blocks
+            .range((chain_id.to_string(), 0)..=(chain_id.to_string(), u64::MAX))
+            .map(|(_, h)| h.clone())
+            .collect())
+    }
+
+    async fn list_manifest(
+        &self,
+        tenant_id: &str,
+        date: &str,
+    ) -> Result<Vec<ManifestEntry>, PortError> {
+        let s = lock(&self.state);
+        Ok(s.manifest
+            .values()
+            .filter(|e| {
+                e.tenant_id == tenant_id
+                    && crate::layout::date_of_file_key(&e.file_key) == Some(date)
+            })
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,307 @@
+//! What the core needs from storage, as traits; `journal-aws` implements them with S3, DynamoDB
+//! and KMS, and [`crate::ingest::memory`] with in-process maps for unit tests.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::features_crypto::DataKey;
+use crate::integrity::{BlockHeader, ChainHead};
+use crate::timestamp::Timestamp;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PortError {
+    /// Worth retrying later (throttling, network, a service error).
+    #[error("{op} failed: {message}")]
+    Transient { op: String, message: String },
+    /// Data or configuration is wrong; retrying will not help.
+    #[error("{op} failed permanently: {message}")]
+    Permanent { op: String, message: String },
+    /// A fault injected by a test between two ingest steps (stands in for a crash).
+    #[error("injected fault at {0}")]
+    Injected(String),
+}
+
+impl PortError {
+    pub fn transient(op: impl Into<String>, message: impl ToString) -> Self {
+        Self::Transient {
+            op: op.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn permanent(op: impl Into<String>, message: impl ToString) -> Self {
+        Self::Permanent {
+            op: op.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Life cycle of a data file in the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileState {
+    /// Claimed by an ingest that has not chained it yet; the fencing token for takeovers.
+    Pending,
+    /// Its block is in the chain; index entries may still be missing.
+    Chained,
+    /// Chained and fully indexed.
+    Live,
+    /// Its ingest died before chaining; the records were ingested again elsewhere.
+    Abandoned,
+    Compacted,
+    Archived,
+    Deleted,
+}
+
+impl FileState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Pending => "pending",
+            FileState::Chained => "chained",
+            FileState::Live => "live",
+            FileState::Abandoned => "abandoned",
+            FileState::Compacted => "compacted",
+            FileState::Archived => "archived",
+            FileState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => FileState::Pending,
+            "chained" => FileState::Chained,
+            "live" => FileState::Live,
+            "abandoned" => FileState::Abandoned,
+            "compacted" => FileState::Compacted,
+            "archived" => FileState::Archived,
+            "deleted" => FileState::Deleted,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    pub tenant_id: String,
+    pub file_key: String,
+    pub block_id: String,
+    pub state: FileState,
+    pub seq: Option<u64>,
+    pub rows: u64,
+    pub size: u64,
+    pub sha256: String,
+    pub first_occurred_at: Timestamp,
+    pub last_occurred_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// A conditional claim of one record id for one block, written before anything else so that
+/// two deliveries of the same record can never both be chained.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    pub tenant_id: String,
+    pub record_id: String,
+    pub content_mac: String,
+    pub block_id: String,
+    pub file_key: String,
+    pub claimed_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PointerState {
+    Claimed,
+    Indexed,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExistingPointer {
+    pub state: PointerState,
+    pub block_id: String,
+    pub file_key: String,
+    pub content_mac: String,
+    pub claimed_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClaimResult {
+    Won,
+    Existing(ExistingPointer),
+}
+
+/// Outcome of fencing off a dead ingest's block.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AbandonOutcome {
+    Abandoned,
+    /// Too late: the block made it into the chain.
+    AlreadyChained(ManifestEntry),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppendOutcome {
+    Appended,
+    /// Another block was appended first; re-read the head and try again.
+    HeadMoved,
+    /// Our manifest entry is no longer pending (a takeover abandoned it): do not chain.
+    Fenced,
+}
+
+/// The index entry of one record (DESIGN §5): where it is and what to find it by.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pointer {
+    pub tenant_id: String,
+    pub record_id: String,
+    pub kind: String,
+    pub block_id: String,
+    pub seq: u64,
+    pub file_key: String,
+    pub row_group: u32,
+    pub row: u32,
+    pub leaf_index: u32,
+    pub occurred_at: Timestamp,
+    pub received_at: Timestamp,
+    pub subject_ref: Option<String>,
+    pub model_name: Option<String>,
+    pub model_version: Option<String>,
+    pub decision: Option<String>,
+    pub risk_tier: Option<String>,
+    pub refers_to: Option<String>,
+    pub content_mac: String,
+    pub storage_state: FileState,
+}
+
+pub trait ObjectStore: Send + Sync {
+    fn put_object(
+        &self,
+        key: &str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// `Ok(None)` when the object does not exist.
+    fn get_object(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Bytes>, PortError>> + Send;
+}
+
+/// A message (or one record of a packed message) refused by validation, on its way to the
+/// dead-letter path with the reason.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RejectedMessage {
+    /// The SQS message id it arrived in.
+    pub message_id: String,
+    /// The rejected text: the whole body, or the one record of a packed array. Invalid UTF-8
+    /// bodies are carried base64-encoded (`body_base64 = true`).
+    pub body: String,
+    pub body_base64: bool,
+    pub rejection: crate::validate::Rejection,
+}
+
+/// The dead-letter path for rejected input.
+pub trait RejectSink: Send + Sync {
+    fn send_rejects(
+        &self,
+        rejects: &[RejectedMessage],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+pub trait JournalIndex: Send + Sync {
+    /// Conditionally creates a claim per record; returns the existing pointer where one exists.
+    fn claim(
+        &self,
+        claims: &[Claim],
+    ) -> impl Future<Output = Result<Vec<ClaimResult>, PortError>> + Send;
+    /// Moves a stale claim to a new block if it still names `from_block_id`.
+    fn take_over(
+        &self,
+        claim: &Claim,
+        from_block_id: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Creates the manifest entry in state pending; false if an entry already exists.
+    fn put_manifest_pending(
+        &self,
+        entry: &ManifestEntry,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn get_manifest(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> impl Future<Output = Result<Option<ManifestEntry>, PortError>> + Send;
+    /// Marks a dead ingest's file abandoned (creating the entry if it never got one), unless its
+    /// block is already chained.
+    fn abandon_manifest(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        block_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<AbandonOutcome, PortError>> + Send;
+    fn chain_head(
+        &self,
+        chain_id: &str,
+    ) -> impl Future<Output = Result<Option<ChainHead>, PortError>> + Send;
+    /// Atomically: move the head from `header.seq - 1` to `header`, store the block, and move
+    /// the manifest entry pending → chained.
+    fn append_block(
+        &self,
+        header: &BlockHeader,
+    ) -> impl Future<Output = Result<AppendOutcome, PortError>> + Send;
+    /// Writes final pointers (idempotent: same content on a repeat).
+    fn write_pointers(
+        &self,
+        pointers: &[Pointer],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn mark_manifest_live(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    // Read side (lookups, verification, recovery).
+
+    /// The index entry of a record, whatever its state.
+    fn get_pointer(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> impl Future<Output = Result<Option<IndexEntry>, PortError>> + Send;
+    /// Indexed records of a subject with `from <= occurred_at < to`, oldest first.
+    fn query_subject(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
+    /// Every stored block header of a chain, by seq.
+    fn list_blocks(
+        &self,
+        chain_id: &str,
+    ) -> impl Future<Output = Result<Vec<BlockHeader>, PortError>> + Send;
+    /// Manifest entries of a tenant's partition date (`YYYY-MM-DD`).
+    fn list_manifest(
+        &self,
+        tenant_id: &str,
+        date: &str,
+    ) -> impl Future<Output = Result<Vec<ManifestEntry>, PortError>> + Send;
+}
+
+/// What the index holds under a record id.
+// Returned one at a time from lookups, never stored in bulk, so the size difference is moot.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum IndexEntry {
+    /// Claimed by a block that may or may not have been chained yet.
+    Claimed(ExistingPointer),
+    Indexed(Pointer),
+}
+
+pub trait SubjectKeyStore: Send + Sync {
+    /// The subject's data key, created (and stored wrapped) on first use.
+    fn data_key(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+    ) -> impl Future<Output = Result<DataKey, PortError>> + Send;
+}

@@ -1,0 +1,9 @@
+//! Integration-test support: a local AWS endpoint (started by scripts/test.sh), stacks deployed
+//! from `infra/`, a stand-in for the SQS event source mapping, and readers that check the journal
+//! from the outside (pyarrow, DuckDB).
+
+pub mod harness;
+pub mod poller;
+pub mod stack;
+
+pub use harness::TestJournal;

@@ -1,0 +1,71 @@
+//! Deploys `infra/template.yaml` — the one source of truth for resources — into the endpoint
+//! through its CloudFormation API, under a unique prefix so tests can run side by side.
+//!
+//! Deployment goes through `localstack/deploy.py`, which also fills in what moto's
+//! CloudFormation silently skips (see localstack/README.md), so every test runs against the
+//! same resources the demo and a real account get.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python interpreter of the pinned venv (set by scripts/test.sh), for deploy.py, pyarrow
+/// and DuckDB.
+pub fn python() -> Result<PathBuf> {
+    let path = std::env::var_os("DJ_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    if !path.exists() {
+        bail!(
+            "no Python venv at {} — run the tests with scripts/test.sh, which creates it",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A deployed stack and its outputs.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub name: String,
+    pub prefix: String,
+    pub outputs: HashMap<String, String>,
+}
+
+impl Stack {
+    pub fn output(&self, key: &str) -> Result<&str> {
+        self.outputs
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("stack {} has no output {key}", self.name))
+    }
+
+    /// Creates the stack and waits for it; fails with deploy.py's report if it does not complete.
+    pub fn deploy(prefix: &str) -> Result<Self> {
+        let name = format!("{prefix}-stack");
+        let out = Command::new(python()?)
+            .arg(repo_root().join("localstack/deploy.py"))
+            .args(["--stack", &name, "--prefix", prefix])
+            .output()
+            .context("running localstack/deploy.py")?;
+        if !out.status.success() {
+            bail!(
+                "deploying stack {name} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let outputs: HashMap<String, String> = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("deploy.py printed no outputs JSON for {name}"))?;
+        Ok(Self {
+            name,
+            prefix: prefix.to_string(),
+            outputs,
+        })
+    }
+}
