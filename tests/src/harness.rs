@@ -67,6 +67,7 @@ impl TestJournal {
         let clients = AwsClients::from_env().await;
         let env: HashMap<String, String> = [
             ("DJ_TABLE", stack.output("TableName")?),
+            ("DJ_LEDGER_TABLE", stack.output("LedgerTableName")?),
             ("DJ_BUCKET", stack.output("BucketName")?),
             ("DJ_DLQ_URL", stack.output("DlqUrl")?),
             ("DJ_MASTER_KEY_SECRET_ID", stack.output("SecretArn")?),
@@ -133,6 +134,23 @@ impl TestJournal {
                 Ok(())
             })
             .await
+    }
+
+    /// Sends `bodies` in waves of `wave` messages, draining the queue after each wave, as a
+    /// steady producer and the event source mapping interleave. (moto's ReceiveMessage costs
+    /// time linear in the queue length, so a queue thousands deep makes a test quadratic.)
+    pub async fn send_and_drain(&self, bodies: &[Vec<u8>], wave: usize) -> Result<MappingStats> {
+        let mut total = MappingStats::default();
+        for chunk in bodies.chunks(wave.max(1)) {
+            self.send(chunk).await?;
+            let s = self.drain().await?;
+            total.invocations += s.invocations;
+            total.messages += s.messages;
+            total.deleted += s.deleted;
+            total.failed += s.failed;
+            total.crashed_invocations += s.crashed_invocations;
+        }
+        Ok(total)
     }
 
     /// Runs the event source stand-in until the queue stays empty, with `now` as the clock.

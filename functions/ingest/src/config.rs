@@ -16,8 +16,10 @@ pub enum ConfigError {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
-    /// DynamoDB index table.
+    /// DynamoDB index table (record pointers and claims, subject keys).
     pub table: String,
+    /// DynamoDB ledger table (chain heads, block headers, file manifest).
+    pub ledger_table: String,
     /// S3 bucket of the Parquet files.
     pub bucket: String,
     /// Queue that receives rejected messages with their reasons.
@@ -71,6 +73,7 @@ impl Config {
         };
         Ok(Self {
             table: required("DJ_TABLE")?,
+            ledger_table: required("DJ_LEDGER_TABLE")?,
             bucket: required("DJ_BUCKET")?,
             dead_letter_queue_url: required("DJ_DLQ_URL")?,
             master_key_secret_id: required("DJ_MASTER_KEY_SECRET_ID")?,
@@ -95,6 +98,7 @@ mod tests {
 
     const BASE: &[(&str, &str)] = &[
         ("DJ_TABLE", "t"),
+        ("DJ_LEDGER_TABLE", "l"),
         ("DJ_BUCKET", "b"),
         ("DJ_DLQ_URL", "http://q"),
         ("DJ_MASTER_KEY_SECRET_ID", "s"),

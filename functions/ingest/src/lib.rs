@@ -40,7 +40,8 @@ pub async fn build_deps(config: &Config, clients: &AwsClients) -> Result<Deps, S
     };
     Ok(Ingest::new(
         S3ObjectStore::new(clients.s3.clone(), &config.bucket),
-        DynamoIndex::new(clients.dynamodb.clone(), &config.table),
+        DynamoIndex::new(clients.dynamodb.clone(), &config.table)
+            .with_ledger_table(&config.ledger_table),
         KmsSubjectKeys::new(
             clients.dynamodb.clone(),
             clients.kms.clone(),

@@ -20,7 +20,7 @@ const HEAD: usize = 0;
 const BLOCK: usize = 1;
 const MANIFEST: usize = 2;
 
-#[tracing::instrument(skip_all, fields(table = %ix.table, chain_id = %chain_id))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, chain_id = %chain_id))]
 pub(super) async fn head(ix: &DynamoIndex, chain_id: &str) -> Result<Option<ChainHead>, PortError> {
     const OP: &str = "read chain head";
     let Some(item) = ix.get_item(OP, items::head_key(chain_id)).await? else {
@@ -33,7 +33,7 @@ pub(super) async fn head(ix: &DynamoIndex, chain_id: &str) -> Result<Option<Chai
 
 #[tracing::instrument(
     skip_all,
-    fields(table = %ix.table, chain_id = %header.chain_id, seq = header.seq, block_id = %header.block_id)
+    fields(table = %ix.ledger, chain_id = %header.chain_id, seq = header.seq, block_id = %header.block_id)
 )]
 pub(super) async fn append(
     ix: &DynamoIndex,
@@ -51,7 +51,7 @@ pub(super) async fn append(
     let build_err = |e| PortError::permanent(OP, e);
 
     let head_put = Put::builder()
-        .table_name(&ix.table)
+        .table_name(&ix.ledger)
         .set_item(Some(items::head_item(&head)));
     let head_put = match header.seq.checked_sub(1) {
         None => head_put
@@ -66,7 +66,7 @@ pub(super) async fn append(
     .map_err(build_err)?;
 
     let block_put = Put::builder()
-        .table_name(&ix.table)
+        .table_name(&ix.ledger)
         .set_item(Some(items::block_item(header, &block_hash)))
         .condition_expression("attribute_not_exists(#pk)")
         .expression_attribute_names("#pk", PK)
@@ -75,7 +75,7 @@ pub(super) async fn append(
 
     let manifest_key = items::manifest_key(OP, &header.tenant_id, &header.file_key)?;
     let manifest_update = Update::builder()
-        .table_name(&ix.table)
+        .table_name(&ix.ledger)
         .set_key(Some(manifest_key.clone()))
         .update_expression("SET #state = :chained, #seq = :seq")
         .condition_expression("#state = :pending AND #block_id = :block_id")
@@ -195,7 +195,7 @@ async fn decide_by_reading(
     ))
 }
 
-#[tracing::instrument(skip_all, fields(table = %ix.table, chain_id = %chain_id))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, chain_id = %chain_id))]
 pub(super) async fn list_blocks(
     ix: &DynamoIndex,
     chain_id: &str,

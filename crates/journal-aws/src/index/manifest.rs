@@ -12,7 +12,7 @@ use super::items::{self, n, s, Item, PK, STATE};
 use super::{key_pk, DynamoIndex};
 use crate::errors::sdk_error;
 
-#[tracing::instrument(skip_all, fields(table = %ix.table, file_key = %entry.file_key))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %entry.file_key))]
 pub(super) async fn put_pending(
     ix: &DynamoIndex,
     entry: &ManifestEntry,
@@ -24,7 +24,7 @@ pub(super) async fn put_pending(
     let sent = ix
         .client
         .put_item()
-        .table_name(&ix.table)
+        .table_name(&ix.ledger)
         .set_item(Some(item))
         .condition_expression("attribute_not_exists(#pk)")
         .expression_attribute_names("#pk", PK)
@@ -39,7 +39,7 @@ pub(super) async fn put_pending(
     }
 }
 
-#[tracing::instrument(skip_all, fields(table = %ix.table, file_key = %file_key))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %file_key))]
 pub(super) async fn get(
     ix: &DynamoIndex,
     tenant_id: &str,
@@ -55,7 +55,7 @@ pub(super) async fn get(
         .map_err(|e| e.at(OP, &item))
 }
 
-#[tracing::instrument(skip_all, fields(table = %ix.table, tenant_id = %tenant_id, date = %date))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, tenant_id = %tenant_id, date = %date))]
 pub(super) async fn list(
     ix: &DynamoIndex,
     tenant_id: &str,
@@ -79,7 +79,7 @@ pub(super) async fn list(
 
 /// Moves the entry to `abandoned` unless its block got chained; creates a complete (empty)
 /// entry when the dead ingest never wrote one, so that it can never write one later.
-#[tracing::instrument(skip_all, fields(table = %ix.table, file_key = %file_key, block_id = %block_id))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %file_key, block_id = %block_id))]
 pub(super) async fn abandon(
     ix: &DynamoIndex,
     tenant_id: &str,
@@ -110,7 +110,7 @@ pub(super) async fn abandon(
     let mut update = ix
         .client
         .update_item()
-        .table_name(&ix.table)
+        .table_name(&ix.ledger)
         .set_key(Some(key.clone()))
         .condition_expression(
             "attribute_not_exists(#pk) OR #state = :pending OR #state = :abandoned",
@@ -155,7 +155,7 @@ pub(super) async fn abandon(
         .map_err(|e| e.at(OP, &item))
 }
 
-#[tracing::instrument(skip_all, fields(table = %ix.table, file_key = %file_key))]
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %file_key))]
 pub(super) async fn mark_live(
     ix: &DynamoIndex,
     tenant_id: &str,
@@ -167,7 +167,7 @@ pub(super) async fn mark_live(
     let sent = ix
         .client
         .update_item()
-        .table_name(&ix.table)
+        .table_name(&ix.ledger)
         .set_key(Some(key))
         .update_expression("SET #state = :live")
         .condition_expression("attribute_exists(#pk) AND (#state = :chained OR #state = :live)")

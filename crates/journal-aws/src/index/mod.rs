@@ -35,15 +35,36 @@ const BATCH_SIZE: usize = 25;
 pub struct DynamoIndex {
     client: Client,
     table: String,
+    /// Table of the chain and manifest items (the only ones written in transactions).
+    ledger: String,
     backoff: Backoff,
 }
 
 impl DynamoIndex {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let table = table.into();
         Self {
             client,
-            table: table.into(),
+            ledger: table.clone(),
+            table,
             backoff: Backoff::default(),
+        }
+    }
+
+    /// Keeps chain heads, block headers and the file manifest in their own small table: they
+    /// are the only transactional items, and a ledger table can be backed up, restored and
+    /// provisioned apart from the large, write-heavy pointer table.
+    pub fn with_ledger_table(mut self, ledger: impl Into<String>) -> Self {
+        self.ledger = ledger.into();
+        self
+    }
+
+    /// The table an item lives in, by its partition key (`C#…` chain, `F#…` manifest).
+    pub(crate) fn table_for(&self, pk: &str) -> &str {
+        if pk.starts_with("C#") || pk.starts_with("F#") {
+            &self.ledger
+        } else {
+            &self.table
         }
     }
 
@@ -86,7 +107,7 @@ impl DynamoIndex {
     }
 
     pub(crate) fn target(&self, pk: &str) -> String {
-        format!("(table {}, pk {pk})", self.table)
+        format!("(table {}, pk {pk})", self.table_for(pk))
     }
 
     /// Strongly consistent GetItem.
@@ -95,7 +116,7 @@ impl DynamoIndex {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table_for(&pk))
             .set_key(Some(key))
             .consistent_read(true)
             .send()
@@ -116,7 +137,7 @@ impl DynamoIndex {
         loop {
             let out = query
                 .clone()
-                .table_name(&self.table)
+                .table_name(self.table_for(pk))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
