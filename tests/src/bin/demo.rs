@@ -121,7 +121,8 @@ async fn main() -> Result<()> {
         );
     }
 
-    let sample = records
+    // From the packed half, so that its block holds many leaves and the proof is non-trivial.
+    let sample = packed
         .iter()
         .find(|r| r["kind"] == "decision" && r["risk_tier"] == "high")
         .or_else(|| records.first())
