@@ -80,28 +80,52 @@ impl std::fmt::Debug for TenantKeys {
     }
 }
 
-fn mac_hex(key: &[u8; 32], data: &[u8]) -> String {
+/// Hex HMAC-SHA256 under `key` of the concatenation of `parts`.
+fn mac_hex(key: &[u8; 32], parts: &[&[u8]]) -> String {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data);
-    hex::encode(mac.finalize().into_bytes())
+    for part in parts {
+        mac.update(part);
+    }
+    lower_hex(&mac.finalize().into_bytes())
+}
+
+/// Lower-case hex of `bytes` (what `hex::encode` gives, without its per-character collecting).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(DIGITS[usize::from(b >> 4)]);
+        text.push(DIGITS[usize::from(b & 0xF)]);
+    }
+    String::from_utf8(text).expect("hex digits are ASCII")
 }
 
 impl TenantKeys {
     /// `subject_ref` = HMAC-SHA256(tenant subject key, raw subject id), hex.
     pub fn subject_ref(&self, subject_id: &str) -> String {
-        mac_hex(&self.subject, subject_id.as_bytes())
+        mac_hex(&self.subject, &[subject_id.as_bytes()])
     }
 
     /// `features_hmac` = HMAC-SHA256(tenant features key, canonical features), hex.
     pub fn features_hmac(&self, features: &Map<String, Value>) -> Result<String, CanonicalError> {
-        let bytes = canonical::to_vec(&Value::Object(features.clone()))?;
-        Ok(mac_hex(&self.features, &bytes))
+        let bytes = canonical::map_to_vec(features)?;
+        Ok(self.features_hmac_of_canonical(&bytes))
+    }
+
+    /// [`Self::features_hmac`] from the features' canonical bytes, when the caller has them.
+    pub fn features_hmac_of_canonical(&self, canonical_bytes: &[u8]) -> String {
+        mac_hex(&self.features, &[canonical_bytes])
     }
 
     /// Keyed fingerprint of a record's content, used to tell a redelivery (same content) from a
     /// conflicting reuse of an id (different content). Keyed so it reveals nothing guessable.
     pub fn content_mac(&self, canonical_bytes: &[u8]) -> String {
-        mac_hex(&self.content, canonical_bytes)
+        self.content_mac_of_parts(&[canonical_bytes])
+    }
+
+    /// [`Self::content_mac`] of the concatenation of `parts` (without building it).
+    pub fn content_mac_of_parts(&self, parts: &[&[u8]]) -> String {
+        mac_hex(&self.content, parts)
     }
 }
 
@@ -140,6 +164,26 @@ mod tests {
             k.features_hmac(&one).unwrap(),
             k.features_hmac(&two).unwrap()
         );
+        assert_eq!(
+            k.features_hmac(&one).unwrap(),
+            k.features_hmac_of_canonical(br#"{"a":2,"b":1}"#)
+        );
+    }
+
+    #[test]
+    fn lower_hex_matches_hex_encode() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(lower_hex(&bytes), hex::encode(&bytes));
+    }
+
+    #[test]
+    fn content_mac_of_parts_is_the_mac_of_their_concatenation() {
+        let k = master().tenant_keys("t");
+        assert_eq!(
+            k.content_mac_of_parts(&[b"ab", b"", b"c"]),
+            k.content_mac(b"abc")
+        );
+        assert_ne!(k.content_mac(b"abc"), k.features_hmac_of_canonical(b"abc"));
     }
 
     #[test]

@@ -188,9 +188,14 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review_id: Option<String>,
     pub tenant_id: String,
+    #[serde(serialize_with = "timestamp_text::serialize")]
     pub occurred_at: Timestamp,
     /// Set by ingest; refused on input.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "timestamp_text::serialize_option"
+    )]
     pub received_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<Caller>,
@@ -266,5 +271,124 @@ impl Record {
     /// True when nothing the stored form must not contain is present.
     pub fn is_stored_form(&self) -> bool {
         self.subject.is_none() && self.features.is_none() && self.received_at.is_some()
+    }
+}
+
+/// Record timestamps serialized as [`Timestamp`]'s own `Serialize` does (its `Display` text,
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`), but formatted directly from the milliseconds: every record is
+/// serialized on ingest, and the calendar conversion through `time` and `fmt` cost more than the
+/// rest of a timestamp's share of it.
+mod timestamp_text {
+    use serde::{Serialize, Serializer};
+
+    use crate::timestamp::Timestamp;
+
+    const MS_PER_DAY: i64 = 86_400_000;
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        let text = format(*t);
+        s.serialize_str(std::str::from_utf8(&text).expect("ASCII digits and separators"))
+    }
+
+    pub fn serialize_option<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        struct Text(Timestamp);
+        impl Serialize for Text {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize(&self.0, s)
+            }
+        }
+        match t {
+            Some(t) => s.serialize_some(&Text(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// The UTC text of `t`; its year has four digits (timestamps are within 2000..2100).
+    fn format(t: Timestamp) -> [u8; 24] {
+        let ms = t.millis();
+        let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+        let in_day = ms.rem_euclid(MS_PER_DAY);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        digits(&mut out[0..4], year);
+        digits(&mut out[5..7], month);
+        digits(&mut out[8..10], day);
+        digits(&mut out[11..13], in_day / 3_600_000);
+        digits(&mut out[14..16], in_day / 60_000 % 60);
+        digits(&mut out[17..19], in_day / 1000 % 60);
+        digits(&mut out[20..23], in_day % 1000);
+        out
+    }
+
+    /// Writes the last `into.len()` decimal digits of `n` (≥ 0), zero-padded.
+    fn digits(into: &mut [u8], mut n: i64) {
+        for d in into.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    }
+
+    /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01, by the
+    /// era-of-400-years method (eras start on March 1st, so leap days end a year).
+    fn civil_from_days(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468; // days since 0000-03-01
+        let era = z.div_euclid(146_097);
+        let day_of_era = z - era * 146_097; // 0..=146_096
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_from_march = (5 * day_of_year + 2) / 153; // 0 = March … 11 = February
+        let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+        let month = if month_from_march < 10 {
+            month_from_march + 3
+        } else {
+            month_from_march - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        (year, month, day)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// 2000-01-01 and 2100-01-01 (exclusive), as in `Timestamp`.
+        const MIN_MS: i64 = 946_684_800_000;
+        const MAX_MS: i64 = 4_102_444_800_000;
+
+        fn check(ms: i64) {
+            let t = Timestamp::from_millis(ms).unwrap();
+            assert_eq!(std::str::from_utf8(&format(t)).unwrap(), t.to_string());
+        }
+
+        #[test]
+        fn matches_display_at_edges_and_leap_days() {
+            for text in [
+                "2000-01-01T00:00:00.000Z",
+                "2000-02-28T23:59:59.999Z",
+                "2000-02-29T00:00:00.000Z",
+                "2000-03-01T00:00:00.000Z",
+                "2000-12-31T23:59:59.999Z",
+                "2024-02-29T12:34:56.789Z",
+                "2026-03-15T10:23:45.123Z",
+                "2099-12-31T23:59:59.999Z",
+            ] {
+                let t = Timestamp::parse(text).unwrap();
+                assert_eq!(std::str::from_utf8(&format(t)).unwrap(), text);
+            }
+            check(MIN_MS);
+            check(MAX_MS - 1);
+            // Every day of the range, at a varying time of day.
+            for day in 0..(MAX_MS - MIN_MS) / MS_PER_DAY {
+                check(MIN_MS + day * MS_PER_DAY + (day * 7_919_011) % MS_PER_DAY);
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn matches_display(ms in MIN_MS..MAX_MS) {
+                check(ms);
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! Each record is judged on its own so one bad record never sinks its neighbours; every
 //! rejection names the field (a JSON path such as `outputs[1].score`) and the reason.
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -65,6 +66,12 @@ impl Rejection {
             field: field.into(),
             reason: reason.into(),
         }
+    }
+
+    /// Prefixes the field with the array element it belongs to: `name` → `list[i].name`.
+    fn within(mut self, list: &str, i: usize) -> Self {
+        self.field = format!("{list}[{i}].{}", self.field);
+        self
     }
 }
 
@@ -160,12 +167,31 @@ pub fn parse_record(json: &str, limits: &Limits, now: Timestamp) -> Result<Recor
             ),
         ));
     }
-    let mut de = serde_json::Deserializer::from_str(json);
-    let record: Record = serde_path_to_error::deserialize(&mut de).map_err(serde_rejection)?;
-    de.end()
-        .map_err(|e| Rejection::field("record", format!("trailing data: {e}")))?;
+    let record = deserialize_record(json)?;
     validate_record(&record, limits, now)?;
     Ok(record)
+}
+
+/// Deserializes without tracking paths; only a record that fails is read again with
+/// `serde_path_to_error` to name the offending field (the same input fails the same way).
+fn deserialize_record(json: &str) -> Result<Record, Rejection> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    match Record::deserialize(&mut de) {
+        Ok(record) => {
+            de.end()
+                .map_err(|e| Rejection::field("record", format!("trailing data: {e}")))?;
+            Ok(record)
+        }
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_str(json);
+            let record: Record =
+                serde_path_to_error::deserialize(&mut de).map_err(serde_rejection)?;
+            // Not reached in practice: the first attempt failed on this very input.
+            de.end()
+                .map_err(|e| Rejection::field("record", format!("trailing data: {e}")))?;
+            Ok(record)
+        }
+    }
 }
 
 /// Turns serde's error into field + reason, naming a missing field by its own path.
@@ -304,8 +330,9 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
             ));
         }
         for (i, o) in outputs.iter().enumerate() {
-            v.short(&format!("outputs[{i}].label"), &o.label)?;
-            finite(&format!("outputs[{i}].score"), o.score)?;
+            v.short("label", &o.label)
+                .map_err(|e| e.within("outputs", i))?;
+            finite("score", o.score).map_err(|e| e.within("outputs", i))?;
         }
     }
     v.opt_short("decision", &r.decision)?;
@@ -332,14 +359,21 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
             ));
         }
         for (i, s) in steps.iter().enumerate() {
-            v.short(&format!("steps[{i}].name"), &s.name)?;
-            v.opt_short(&format!("steps[{i}].version"), &s.version)?;
+            let at = |e: Rejection| e.within("steps", i);
+            v.short("name", &s.name).map_err(at)?;
+            v.opt_short("version", &s.version).map_err(at)?;
             if let Some(h) = &s.input_sha256 {
-                v.sha256(&format!("steps[{i}].input_sha256"), h)?;
+                v.sha256("input_sha256", h).map_err(at)?;
             }
             if let Some(o) = &s.output {
-                canonical::check_numbers(o, &format!("steps[{i}].output"))
-                    .map_err(|e| Rejection::field(format!("steps[{i}].output"), e.to_string()))?;
+                if canonical::check_numbers(o, "").is_err() {
+                    // Checked again with the full path only on failure: nothing to format when
+                    // the output is fine.
+                    let field = format!("steps[{i}].output");
+                    if let Err(e) = canonical::check_numbers(o, &field) {
+                        return Err(Rejection::field(field, e.to_string()));
+                    }
+                }
             }
         }
     }
@@ -571,8 +605,7 @@ impl Checker<'_> {
     }
 
     fn json(&self, field: &str, map: &Map<String, Value>) -> Result<(), Rejection> {
-        canonical::check_numbers(&Value::Object(map.clone()), field)
-            .map_err(|e| Rejection::field(field, e.to_string()))
+        canonical::check_map_numbers(map, field).map_err(|e| Rejection::field(field, e.to_string()))
     }
 }
 

@@ -21,6 +21,7 @@ use parquet::file::properties::{
     DEFAULT_CREATED_BY,
 };
 use parquet::schema::types::ColumnPath;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -29,7 +30,7 @@ use super::{
     RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, DICTIONARY_COLUMNS, FORMAT_VERSION,
     FORMAT_VERSION_KEY,
 };
-use crate::canonical::{self, CanonicalError};
+use crate::canonical;
 use crate::record::{ActionType, Llm, Output, Record, Step, Verdict};
 
 /// Page and dictionary page byte limits (the parquet crate's defaults, set explicitly).
@@ -380,7 +381,7 @@ fn check_row(r: &Record, row: usize) -> Result<(), CodecError> {
     Ok(())
 }
 
-fn steps_json(steps: &[Step], row: usize) -> Result<String, CodecError> {
+fn steps_json<'b>(steps: &[Step], row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, CodecError> {
     // `output: null` would be read back as an absent output (serde's Option), changing the bytes.
     if let Some(i) = steps
         .iter()
@@ -392,11 +393,11 @@ fn steps_json(steps: &[Step], row: usize) -> Result<String, CodecError> {
             format!("steps[{i}].output is null, which reads back as absent"),
         ));
     }
-    json_text(canonical::to_vec_of(&steps), row, col::STEPS)
+    json_text(steps, buf, row, col::STEPS)
 }
 
-fn llm_json(llm: &Llm, row: usize) -> Result<String, CodecError> {
-    // A non-finite f64 serializes as null and would read back as absent.
+fn llm_json<'b>(llm: &Llm, row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, CodecError> {
+    // A non-finite f64 has no JSON form (it would otherwise come back as an absent value).
     if let Some(p) = &llm.parameters {
         let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
         if !finite(p.temperature) || !finite(p.top_p) {
@@ -407,20 +408,27 @@ fn llm_json(llm: &Llm, row: usize) -> Result<String, CodecError> {
             ));
         }
     }
-    json_text(canonical::to_vec_of(llm), row, col::LLM)
+    json_text(llm, buf, row, col::LLM)
 }
 
-fn context_json(context: &Map<String, Value>, row: usize) -> Result<String, CodecError> {
-    json_text(canonical::to_vec_of(context), row, col::CONTEXT)
+fn context_json<'b>(
+    context: &Map<String, Value>,
+    row: usize,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b str, CodecError> {
+    json_text(context, buf, row, col::CONTEXT)
 }
 
-fn json_text(
-    bytes: Result<Vec<u8>, CanonicalError>,
+/// Canonical JSON text of `value`, written into `buf` (reused from row to row).
+fn json_text<'b, T: Serialize + ?Sized>(
+    value: &T,
+    buf: &'b mut Vec<u8>,
     row: usize,
     field: &'static str,
-) -> Result<String, CodecError> {
-    let bytes = bytes.map_err(|e| encode_err(row, field, e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| encode_err(row, field, format!("canonical JSON: {e}")))
+) -> Result<&'b str, CodecError> {
+    buf.clear();
+    canonical::write_of(value, buf).map_err(|e| encode_err(row, field, e.to_string()))?;
+    std::str::from_utf8(buf).map_err(|e| encode_err(row, field, format!("canonical JSON: {e}")))
 }
 
 pub(super) fn action_type_str(t: ActionType) -> &'static str {
@@ -580,6 +588,8 @@ struct BatchBuilder {
     salt: FixedSizeBinaryBuilder,
     leaf_hash: FixedSizeBinaryBuilder,
     features_sealed: BinaryCol,
+    /// Scratch for the canonical JSON of `steps`, `llm` and `context`, reused row after row.
+    json_bufs: [Vec<u8>; 3],
 }
 
 fn utc_builder(rows: usize) -> TimestampMillisecondBuilder {
@@ -631,6 +641,7 @@ impl BatchBuilder {
             salt: FixedSizeBinaryBuilder::with_capacity(n, 16),
             leaf_hash: FixedSizeBinaryBuilder::with_capacity(n, 32),
             features_sealed: BinaryCol::new(col::FEATURES_SEALED, n, 0),
+            json_bufs: Default::default(),
         }
     }
 
@@ -639,16 +650,22 @@ impl BatchBuilder {
         let r = &row.record;
         check_row(r, index)?;
         // Everything fallible first, so that no column is left a row short.
+        let mut bufs = std::mem::take(&mut self.json_bufs);
+        let [steps_buf, llm_buf, context_buf] = &mut bufs;
         let steps = r
             .steps
             .as_deref()
-            .map(|s| steps_json(s, index))
+            .map(|s| steps_json(s, index, steps_buf))
             .transpose()?;
-        let llm = r.llm.as_ref().map(|l| llm_json(l, index)).transpose()?;
+        let llm = r
+            .llm
+            .as_ref()
+            .map(|l| llm_json(l, index, llm_buf))
+            .transpose()?;
         let context = r
             .context
             .as_ref()
-            .map(|c| context_json(c, index))
+            .map(|c| context_json(c, index, context_buf))
             .transpose()?;
         let schema_version = i32::try_from(r.schema_version)
             .map_err(|_| encode_err(index, col::SCHEMA_VERSION, "does not fit the Int32 column"))?;
@@ -656,6 +673,7 @@ impl BatchBuilder {
         self.push_model_and_decision(r);
         self.push_outcome_and_review(r);
         self.push_json(steps, llm, context);
+        self.json_bufs = bufs;
         self.push_integrity(row)
     }
 
@@ -718,10 +736,10 @@ impl BatchBuilder {
         self.sampling_rate.append_option(r.sampling_rate);
     }
 
-    fn push_json(&mut self, steps: Option<String>, llm: Option<String>, context: Option<String>) {
-        self.steps.push(steps.as_deref());
-        self.llm.push(llm.as_deref());
-        self.context.push(context.as_deref());
+    fn push_json(&mut self, steps: Option<&str>, llm: Option<&str>, context: Option<&str>) {
+        self.steps.push(steps);
+        self.llm.push(llm);
+        self.context.push(context);
     }
 
     fn push_integrity(&mut self, row: &JournalRow) -> Result<(), CodecError> {

@@ -34,26 +34,25 @@ pub fn prepare_block(
     writer: &WriterConfig,
     sealed_at: Timestamp,
 ) -> Result<PreparedBlock, IngestError> {
-    let rows: Vec<JournalRow> = records
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let salt = new_salt();
-            let bytes = s
-                .record
-                .canonical_bytes()
-                .map_err(|e| IngestError::Encode(e.to_string()))?;
-            Ok(JournalRow {
-                leaf_hash: leaf_hash(&salt, &bytes),
-                record: s.record,
-                block_id: block_id.to_string(),
-                leaf_index: u32::try_from(i)
-                    .map_err(|_| IngestError::Encode("block too large".into()))?,
-                salt,
-                features_sealed: s.features_sealed,
-            })
-        })
-        .collect::<Result<_, IngestError>>()?;
+    let mut rows: Vec<JournalRow> = Vec::with_capacity(records.len());
+    for (i, s) in records.into_iter().enumerate() {
+        let salt = new_salt();
+        // Sealing computed the canonical bytes already; the record has not changed since.
+        debug_assert_eq!(
+            s.record.canonical_bytes().ok().as_deref(),
+            Some(s.canonical_bytes()),
+            "sealed record changed after sealing"
+        );
+        rows.push(JournalRow {
+            leaf_hash: leaf_hash(&salt, s.canonical_bytes()),
+            record: s.record,
+            block_id: block_id.to_string(),
+            leaf_index: u32::try_from(i)
+                .map_err(|_| IngestError::Encode("block too large".into()))?,
+            salt,
+            features_sealed: s.features_sealed,
+        });
+    }
     let first = rows.iter().map(|r| r.record.occurred_at).min();
     let last = rows.iter().map(|r| r.record.occurred_at).max();
     let (Some(first_occurred_at), Some(last_occurred_at)) = (first, last) else {

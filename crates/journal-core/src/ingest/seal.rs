@@ -4,14 +4,15 @@
 //! features become `features_hmac`, and — where the tenant's policy keeps them and the record
 //! has a subject — an AES-256-GCM blob under the subject's data key, so erasure can shred them.
 
-use serde_json::Value;
-
 use crate::canonical;
 use crate::features_crypto::{self, DataKey};
 use crate::keys::TenantKeys;
 use crate::record::Record;
 use crate::timestamp::Timestamp;
 use crate::validate::Rejection;
+
+/// The member that is in the stored form but not in the content the MAC covers.
+const RECEIVED_AT: &str = "received_at";
 
 /// A record ready to be written, with what ingest derived from it.
 #[derive(Clone, Debug)]
@@ -22,6 +23,16 @@ pub struct SealedRecord {
     /// redelivery, different for an id reused with other content.
     pub content_mac: String,
     pub features_sealed: Option<Vec<u8>>,
+    /// Canonical bytes of `record` as sealed (what the leaf hash covers), computed once with the
+    /// content MAC. `record` must not be changed after sealing.
+    pub(super) canonical: Vec<u8>,
+}
+
+impl SealedRecord {
+    /// RFC 8785 bytes of the stored record (equal to `self.record.canonical_bytes()`).
+    pub fn canonical_bytes(&self) -> &[u8] {
+        &self.canonical
+    }
 }
 
 fn rejection(field: &str, reason: impl Into<String>) -> Rejection {
@@ -47,9 +58,10 @@ pub fn seal_record(
     let subject_ref = record.subject.take().map(|s| keys.subject_ref(&s.id));
     let mut sealed = None;
     if let Some(features) = record.features.take() {
-        let hmac = keys
-            .features_hmac(&features)
-            .map_err(|e| rejection("features", e.to_string()))?;
+        // One canonical form serves the HMAC and, where kept, the sealed plaintext.
+        let plain =
+            canonical::map_to_vec(&features).map_err(|e| rejection("features", e.to_string()))?;
+        let hmac = keys.features_hmac_of_canonical(&plain);
         if let Some(sent) = &record.features_hmac {
             if *sent != hmac {
                 return Err(rejection(
@@ -59,34 +71,81 @@ pub fn seal_record(
             }
         }
         if let Some(key) = data_key {
-            let plain = canonical::to_vec(&Value::Object(features))
-                .map_err(|e| rejection("features", e.to_string()))?;
             let aad = features_crypto::aad(&record.tenant_id, record.record_id(), &hmac);
             sealed = Some(features_crypto::seal(key, &aad, &plain));
         }
         record.features_hmac = Some(hmac);
     }
     record.subject_ref = subject_ref;
-    record.received_at = None;
-    let content = record
-        .canonical_bytes()
-        .map_err(|e| rejection("record", e.to_string()))?;
-    let content_mac = keys.content_mac(&content);
     record.received_at = Some(received_at);
+    let (canonical, content_mac) = stored_bytes_and_mac(&record, keys)?;
     Ok(SealedRecord {
         record,
         content_mac,
         features_sealed: sealed,
+        canonical,
     })
+}
+
+/// The canonical bytes of a stored record and its content MAC, from one serialization: the
+/// content is those bytes without the `received_at` member.
+fn stored_bytes_and_mac(
+    record: &Record,
+    keys: &TenantKeys,
+) -> Result<(Vec<u8>, String), Rejection> {
+    let (bytes, cut) = canonical::to_vec_with_member(record, RECEIVED_AT)
+        .map_err(|e| rejection("record", e.to_string()))?;
+    let mac = match &cut {
+        Some(cut) => keys.content_mac_of_parts(&[&bytes[..cut.start], &bytes[cut.end..]]),
+        None => keys.content_mac(&bytes),
+    };
+    Ok((bytes, mac))
 }
 
 /// The content fingerprint of a stored record (as [`seal_record`] computed it), for recovery
 /// from rows read back from a file.
 pub fn content_mac_of_stored(record: &Record, keys: &TenantKeys) -> Result<String, Rejection> {
-    let mut r = record.clone();
-    r.received_at = None;
-    let content = r
-        .canonical_bytes()
-        .map_err(|e| rejection("record", e.to_string()))?;
-    Ok(keys.content_mac(&content))
+    stored_bytes_and_mac(record, keys).map(|(_, mac)| mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::MasterKey;
+
+    #[test]
+    fn one_serialization_gives_the_stored_bytes_and_the_content_mac() {
+        let keys = MasterKey::from_bytes(vec![3u8; 32])
+            .unwrap()
+            .tenant_keys("t1");
+        let text = r#"{"schema_version":1,"kind":"decision","decision_id":"d1","tenant_id":"t1",
+            "occurred_at":"2026-03-15T10:23:45.123Z","subject":{"id":"u1"},
+            "model":{"name":"m","version":"1","artifact_sha256":"a"},
+            "features":{"b":2,"a":[1.5]},"outputs":[{"label":"l","score":0.5}],
+            "decision":"approve","risk_tier":"low","context":{"received_at":"not this one"}}"#;
+        let record: Record = serde_json::from_str(text).unwrap();
+        let at = Timestamp::parse("2026-03-15T10:23:46Z").unwrap();
+        let sealed = seal_record(record, &keys, None, at).unwrap();
+        assert_eq!(
+            sealed.canonical_bytes(),
+            sealed.record.canonical_bytes().unwrap()
+        );
+        let mut content = sealed.record.clone();
+        content.received_at = None;
+        assert_eq!(
+            sealed.content_mac,
+            keys.content_mac(&content.canonical_bytes().unwrap())
+        );
+        assert_eq!(
+            content_mac_of_stored(&sealed.record, &keys).unwrap(),
+            sealed.content_mac
+        );
+        assert_eq!(
+            sealed.record.features_hmac.as_deref(),
+            Some(
+                keys.features_hmac_of_canonical(br#"{"a":[1.5],"b":2}"#)
+                    .as_str()
+            )
+        );
+    }
 }
