@@ -32,10 +32,11 @@ fn main() {
     let records = arg("--records", 200_000);
     let block = arg("--block", 2_000);
     let rounds = arg("--rounds", 3);
-    bench_ingest(records, block, rounds);
+    let zstd_level = arg("--zstd-level", WriterConfig::default().zstd_level as usize) as i32;
+    bench_ingest(records, block, rounds, zstd_level);
 }
 
-fn bench_ingest(n: usize, block_size: usize, rounds: usize) {
+fn bench_ingest(n: usize, block_size: usize, rounds: usize, zstd_level: i32) {
     let mut cfg = SynthConfig::new(7);
     cfg.tenants = vec!["bank_1".into()];
     let decisions = generate_decisions(cfg, n);
@@ -46,7 +47,10 @@ fn bench_ingest(n: usize, block_size: usize, rounds: usize) {
     let keys = master.tenant_keys("bank_1");
     // A real run fetches each subject's key once (cached); the bench holds one.
     let data_key = DataKey::from_bytes(&[9u8; 32]).expect("32-byte key");
-    let writer = WriterConfig::default();
+    let writer = WriterConfig {
+        zstd_level,
+        ..WriterConfig::default()
+    };
     let limits = Limits::default();
 
     let mut best = f64::MAX;
@@ -74,6 +78,7 @@ fn bench_ingest(n: usize, block_size: usize, rounds: usize) {
     }
     println!("ingest_records={n}");
     println!("ingest_block_records={block_size}");
+    println!("ingest_zstd_level={zstd_level}");
     println!(
         "ingest_input_bytes_per_record={:.0}",
         input_bytes as f64 / n as f64
