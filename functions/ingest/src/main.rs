@@ -1,4 +1,4 @@
-use ingest::{build_deps, function_handler, Config};
+use ingest::{build_deps, function_handler, Config, Deps};
 use journal_aws::AwsClients;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -13,11 +13,23 @@ async fn main() -> Result<(), Error> {
         .with_current_span(false)
         .without_time()
         .init();
-    let config = Config::from_env()?;
-    let clients = AwsClients::from_env().await;
-    let deps = build_deps(&config, &clients).await?;
+    let deps = match start().await {
+        Ok(deps) => deps,
+        Err(e) => {
+            // Said once, in words, before the runtime reports the failed init.
+            tracing::error!(error = %e, "ingest cannot start");
+            return Err(e.to_string().into());
+        }
+    };
     run(service_fn(|event: LambdaEvent<_>| {
         function_handler(event, &deps)
     }))
     .await
+}
+
+/// Reads and validates the configuration, builds the clients once, loads the key secret.
+async fn start() -> Result<Deps, ingest::StartError> {
+    let config = Config::from_env()?;
+    let clients = AwsClients::from_env().await;
+    build_deps(&config, &clients).await
 }
