@@ -8,10 +8,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use journal_aws::AwsClients;
+use journal_core::columnar::decode_file;
 use journal_core::columnar::JournalRow;
-use journal_core::ingest::decode_with_positions;
-use journal_core::integrity::{verify_block, verify_chain, VerifyReport};
-use journal_core::ports::{JournalIndex, ObjectStore};
+use journal_core::integrity::{verify_stored_chain, VerifyReport};
+use journal_core::ports::ObjectStore;
 use journal_core::timestamp::Timestamp;
 
 use crate::poller::{drain, MappingConfig, MappingStats};
@@ -195,28 +195,11 @@ impl TestJournal {
             .get_object(key)
             .await?
             .with_context(|| format!("file {key} is missing"))?;
-        Ok(decode_with_positions(bytes)?.0)
+        Ok(decode_file(bytes)?)
     }
 
     /// Full verification of one tenant's chain from what is stored.
     pub async fn verify_tenant(&self, tenant: &str) -> Result<VerifyReport> {
-        let blocks = self.deps.index.list_blocks(tenant).await?;
-        let head = self.deps.index.chain_head(tenant).await?;
-        let mut report = VerifyReport {
-            chain_id: tenant.to_string(),
-            head_seq: head.as_ref().map(|h| h.seq),
-            faults: verify_chain(&blocks, head.as_ref()),
-            ..VerifyReport::default()
-        };
-        for header in &blocks {
-            let rows = match self.deps.store.get_object(&header.file_key).await? {
-                Some(bytes) => Some(decode_with_positions(bytes)?.0),
-                None => None,
-            };
-            report.rows_checked += rows.as_ref().map_or(0, |r| r.len() as u64);
-            report.faults.extend(verify_block(header, rows.as_deref()));
-            report.blocks_checked += 1;
-        }
-        Ok(report)
+        Ok(verify_stored_chain(&self.deps.index, &self.deps.store, tenant).await?)
     }
 }

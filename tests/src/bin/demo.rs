@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use integration_tests::TestJournal;
-use journal_core::ingest::decode_with_positions;
+use journal_core::columnar::decode_file;
 use journal_core::integrity::{inclusion_proof, leaf_hash, verify_inclusion};
 use journal_core::ports::{IndexEntry, JournalIndex, ObjectStore};
 use journal_core::timestamp::Timestamp;
@@ -148,7 +148,7 @@ async fn look_up(j: &TestJournal, producer: &Value) -> Result<()> {
         .get_object(&p.file_key)
         .await?
         .context("file missing")?;
-    let (rows, _) = decode_with_positions(bytes)?;
+    let rows = decode_file(bytes)?;
     let row = rows
         .iter()
         .find(|r| r.record.record_id() == id)

@@ -38,6 +38,25 @@ pub fn decode_file(bytes: Bytes) -> Result<Vec<JournalRow>, CodecError> {
     Ok(rows)
 }
 
+/// Every row of a journal file with its position, from one read of the footer.
+pub fn decode_file_positioned(
+    bytes: Bytes,
+) -> Result<(Vec<JournalRow>, Vec<RowPosition>), CodecError> {
+    let meta = load_metadata(&bytes)?;
+    let total = usize::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mut rows = Vec::with_capacity(total);
+    let mut positions = Vec::with_capacity(total);
+    for row_group in 0..meta.metadata().num_row_groups() {
+        let start = rows.len();
+        read_row_group(&bytes, &meta, row_group, &mut rows)?;
+        positions.extend((0..rows.len() - start).map(|row_in_group| RowPosition {
+            row_group,
+            row_in_group,
+        }));
+    }
+    Ok((rows, positions))
+}
+
 /// The rows of one row group, in physical order.
 pub fn decode_row_group(bytes: Bytes, row_group: usize) -> Result<Vec<JournalRow>, CodecError> {
     let meta = load_metadata(&bytes)?;

@@ -81,7 +81,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::Record;
 
-pub use decode::{decode_batch, decode_file, decode_row_group, positions_from_metadata};
+pub use decode::{
+    decode_batch, decode_file, decode_file_positioned, decode_row_group, positions_from_metadata,
+};
 pub use encode::{encode_file, rows_to_batch, EncodedFile, JournalFileWriter, WrittenFile};
 
 /// Key-value metadata key naming the journal file format version.

@@ -30,7 +30,7 @@ use base64::Engine;
 pub use block::{pointer_for, prepare_block, PreparedBlock};
 pub use seal::{content_mac_of_stored, needs_data_key, seal_record, SealedRecord};
 
-use crate::columnar::{self, RowPosition, WriterConfig};
+use crate::columnar::{self, WriterConfig};
 use crate::keys::{MasterKey, TenantKeys};
 use crate::layout;
 use crate::ports::{
@@ -258,10 +258,13 @@ where
                 let keys = tenant_keys
                     .entry(record.tenant_id.clone())
                     .or_insert_with(|| self.master.tenant_keys(&record.tenant_id));
-                let subject_ref = record.subject.as_ref().map(|s| keys.subject_ref(&s.id));
-                let data_key = match subject_ref
+                // Only records whose raw features are kept need the subject's key.
+                let subject_ref = record
+                    .subject
+                    .as_ref()
                     .filter(|_| needs_data_key(&record, self.config.keep_raw_features))
-                {
+                    .map(|s| keys.subject_ref(&s.id));
+                let data_key = match subject_ref {
                     None => None,
                     Some(subject_ref) => match self
                         .subject_keys
@@ -612,7 +615,8 @@ where
             .get_object(&entry.file_key)
             .await?
             .ok_or_else(|| fail("file is missing".into()))?;
-        let (rows, positions) = decode_with_positions(bytes).map_err(|e| fail(e.to_string()))?;
+        let (rows, positions) =
+            columnar::decode_file_positioned(bytes).map_err(|e| fail(e.to_string()))?;
         let mut pointers = Vec::with_capacity(rows.len());
         for (row, pos) in rows.iter().zip(positions) {
             let mac = content_mac_of_stored(&row.record, keys).map_err(|e| fail(e.to_string()))?;
@@ -642,24 +646,6 @@ enum Resolution {
     Conflict,
     /// Cannot decide now; let SQS deliver the message again.
     Retry(String),
-}
-
-/// Reads a file back with each row's position.
-pub fn decode_with_positions(
-    bytes: bytes::Bytes,
-) -> Result<(Vec<columnar::JournalRow>, Vec<RowPosition>), columnar::CodecError> {
-    let rows = columnar::decode_file(bytes.clone())?;
-    let meta = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&bytes)?;
-    let positions = columnar::positions_from_metadata(&meta)
-        .into_iter()
-        .flat_map(|(row_group, n)| {
-            (0..n as usize).map(move |row_in_group| RowPosition {
-                row_group,
-                row_in_group,
-            })
-        })
-        .collect();
-    Ok((rows, positions))
 }
 
 fn is_array(body: &[u8]) -> bool {
