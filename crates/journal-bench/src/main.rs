@@ -20,6 +20,10 @@ use journal_core::timestamp::Timestamp;
 use journal_core::validate::{parse_body, Limits};
 use journal_synth::{generate_decisions, latest_occurred_at, producer_body, SynthConfig};
 
+// The same allocator as the function binaries, so the figures are theirs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn arg(name: &str, default: usize) -> usize {
     std::env::args()
         .skip_while(|a| a != name)
@@ -54,27 +58,43 @@ fn bench_ingest(n: usize, block_size: usize, rounds: usize, zstd_level: i32) {
     let limits = Limits::default();
 
     let mut best = f64::MAX;
+    let mut best_phases = Phases::default();
     let mut stored = 0usize;
     for _ in 0..rounds {
         let started = Instant::now();
+        let mut phases = Phases::default();
         stored = 0;
         for (b, chunk) in bodies.chunks(block_size).enumerate() {
-            let mut sealed = Vec::with_capacity(chunk.len());
+            let t0 = Instant::now();
+            let mut records = Vec::with_capacity(chunk.len());
             for body in chunk {
                 for parsed in parse_body(body, &limits, now).expect("generated bodies are valid") {
-                    let record = parsed.result.expect("generated records are valid");
-                    let dk = needs_data_key(&record, true).then_some(&data_key);
-                    sealed.push(seal_record(record, &keys, dk, now).expect("sealable"));
+                    records.push(parsed.result.expect("generated records are valid"));
                 }
             }
+            let t1 = Instant::now();
+            let mut sealed = Vec::with_capacity(records.len());
+            for record in records {
+                let dk = needs_data_key(&record, true).then_some(&data_key);
+                sealed.push(seal_record(record, &keys, dk, now).expect("sealable"));
+            }
+            let t2 = Instant::now();
             let block_id = format!("01BENCH{b:019}");
             let key = format!("decisions/tenant=bank_1/b/{block_id}.parquet");
             let prepared =
                 prepare_block("bank_1", &block_id, &key, sealed, &writer, Timestamp::now())
                     .expect("block builds");
             stored += prepared.file.bytes.len();
+            let t3 = Instant::now();
+            drop(prepared);
+            let t4 = Instant::now();
+            phases.add([t1 - t0, t2 - t1, t3 - t2, t4 - t3]);
         }
-        best = best.min(started.elapsed().as_secs_f64());
+        let elapsed = started.elapsed().as_secs_f64();
+        if elapsed < best {
+            best = elapsed;
+            best_phases = phases;
+        }
     }
     println!("ingest_records={n}");
     println!("ingest_block_records={block_size}");
@@ -85,4 +105,23 @@ fn bench_ingest(n: usize, block_size: usize, rounds: usize, zstd_level: i32) {
     );
     println!("ingest_records_per_sec_per_core={:.0}", n as f64 / best);
     println!("stored_bytes_per_record={:.1}", stored as f64 / n as f64);
+    for (name, secs) in Phases::NAMES.iter().zip(best_phases.secs) {
+        println!("ingest_{name}_ns_per_record={:.0}", secs * 1e9 / n as f64);
+    }
+}
+
+/// Time spent in each step of the fastest round (where a regression shows first).
+#[derive(Clone, Copy, Default)]
+struct Phases {
+    secs: [f64; 4],
+}
+
+impl Phases {
+    const NAMES: [&'static str; 4] = ["parse", "seal", "block", "drop"];
+
+    fn add(&mut self, spans: [std::time::Duration; 4]) {
+        for (total, span) in self.secs.iter_mut().zip(spans) {
+            *total += span.as_secs_f64();
+        }
+    }
 }

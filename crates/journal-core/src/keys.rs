@@ -56,7 +56,8 @@ impl MasterKey {
             mac.update(purpose.as_bytes());
             mac.update(b"/");
             mac.update(tenant_id.as_bytes());
-            Zeroizing::new(mac.finalize().into_bytes().into())
+            let key: Zeroizing<[u8; 32]> = Zeroizing::new(mac.finalize().into_bytes().into());
+            HmacSha256::new_from_slice(key.as_slice()).expect("HMAC takes any key length")
         };
         TenantKeys {
             subject: derive("subject-ref"),
@@ -67,11 +68,14 @@ impl MasterKey {
 }
 
 /// Per-tenant keys, one per purpose so that no MAC can stand in for another.
+/// A tenant's three HMAC keys, held as keyed HMAC states: each MAC clones a state instead of
+/// hashing the padded key again (two SHA-256 blocks saved per MAC, three MACs per record).
+/// The states are key-equivalent and, unlike the derived key bytes, not zeroized on drop.
 #[derive(Clone)]
 pub struct TenantKeys {
-    subject: Zeroizing<[u8; 32]>,
-    features: Zeroizing<[u8; 32]>,
-    content: Zeroizing<[u8; 32]>,
+    subject: HmacSha256,
+    features: HmacSha256,
+    content: HmacSha256,
 }
 
 impl std::fmt::Debug for TenantKeys {
@@ -81,8 +85,8 @@ impl std::fmt::Debug for TenantKeys {
 }
 
 /// Hex HMAC-SHA256 under `key` of the concatenation of `parts`.
-fn mac_hex(key: &[u8; 32], parts: &[&[u8]]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+fn mac_hex(keyed: &HmacSha256, parts: &[&[u8]]) -> String {
+    let mut mac = keyed.clone();
     for part in parts {
         mac.update(part);
     }

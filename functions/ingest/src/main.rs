@@ -2,6 +2,10 @@ use ingest::{build_deps, function_handler, Config, Deps};
 use journal_aws::AwsClients;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
+// The allocator `journal-bench` measures the ingest path with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()

@@ -195,6 +195,14 @@ pub fn encode_file(
 ) -> Result<EncodedFile, CodecError> {
     // Compressed rows run well under this; reserving spares the buffer repeated regrowth.
     let capacity = rows.len().saturating_mul(EST_FILE_BYTES_PER_ROW) + 64 * 1024;
+    // The row count is known: filters sized for it need no full-row-group buffer to fold down.
+    let cfg = &WriterConfig {
+        bloom_max_ndv: cfg.bloom_max_ndv.or_else(|| {
+            let rows = rows.len().clamp(1, cfg.max_row_group_size.max(1));
+            u64::try_from(rows).ok()
+        }),
+        ..cfg.clone()
+    };
     let mut writer = JournalFileWriter::new(Vec::with_capacity(capacity), cfg, metadata)?;
     writer.write_rows(rows)?;
     let (buf, written) = writer.finish_into_inner()?;
