@@ -10,6 +10,7 @@
 //! [`AwsClients::from_env`] builds every client once; endpoints come from `AWS_ENDPOINT_URL`
 //! and `AWS_ENDPOINT_URL_<SERVICE>`, never from code.
 
+pub mod checkpoints;
 mod clients;
 mod errors;
 mod index;

@@ -6,9 +6,11 @@ use std::ops::Range;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ChecksumAlgorithm;
+use aws_sdk_s3::types::{ChecksumAlgorithm, GlacierJobParameters, RestoreRequest, Tier};
 use bytes::Bytes;
-use journal_core::ports::{ObjectStore, PortError};
+use journal_core::ports::{
+    ArchiveState, ObjectStatus, ObjectStore, ObjectSuffix, PortError, RangedObjectStore, ReadError,
+};
 
 use crate::errors::{code_of, sdk_error, status_of};
 
@@ -48,40 +50,6 @@ impl S3ObjectStore {
 
     fn target(&self, key: &str) -> String {
         format!("(s3://{}/{key})", self.bucket)
-    }
-
-    /// Bytes `range.start..range.end` of an object (a ranged GET). Errors when the object is
-    /// missing or the range starts past its end.
-    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key, start = range.start, end = range.end))]
-    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, PortError> {
-        if range.is_empty() {
-            return Ok(Bytes::new());
-        }
-        let header = format!("bytes={}-{}", range.start, range.end - 1);
-        self.get_ranged("get object range", key, header).await
-    }
-
-    /// The last `len` bytes of an object (e.g. a Parquet footer), without knowing its size.
-    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key, len))]
-    pub async fn get_suffix(&self, key: &str, len: u64) -> Result<Bytes, PortError> {
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        self.get_ranged("get object suffix", key, format!("bytes=-{len}"))
-            .await
-    }
-
-    async fn get_ranged(&self, op: &str, key: &str, range: String) -> Result<Bytes, PortError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(range)
-            .send()
-            .await
-            .map_err(|e| sdk_error(op, &self.target(key), &e))?;
-        collect(op, &self.target(key), out.body).await
     }
 
     /// Size and storage class of an object, `None` when it does not exist.
@@ -196,5 +164,173 @@ impl ObjectStore for S3ObjectStore {
             }
         };
         collect(OP, &self.target(key), out.body).await.map(Some)
+    }
+}
+
+/// Classes whose objects must be restored before a GET (Glacier Instant Retrieval reads directly).
+fn is_archive_class(class: &str) -> bool {
+    matches!(class, "GLACIER" | "DEEP_ARCHIVE")
+}
+
+/// Reads S3's `x-amz-restore` header: `ongoing-request="true"`, or `"false"` with an expiry.
+fn archive_state(storage_class: &str, restore: Option<&str>) -> ArchiveState {
+    if !is_archive_class(storage_class) {
+        return ArchiveState::Online;
+    }
+    match restore {
+        None => ArchiveState::Archived,
+        Some(h) if h.contains("ongoing-request=\"true\"") => ArchiveState::Restoring,
+        Some(h) => ArchiveState::Restored {
+            expires: h
+                .split("expiry-date=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .map(str::to_string),
+        },
+    }
+}
+
+/// Total object size from `Content-Range: bytes a-b/total`.
+fn total_from_content_range(header: Option<&str>) -> Option<u64> {
+    header?.rsplit('/').next()?.trim().parse().ok()
+}
+
+impl S3ObjectStore {
+    async fn get_ranged(
+        &self,
+        op: &str,
+        key: &str,
+        range: String,
+    ) -> Result<(Bytes, Option<u64>), ReadError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(range)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(err) => {
+                let code = code_of(&err);
+                if matches!(err.as_service_error(), Some(GetObjectError::NoSuchKey(_)))
+                    || code == Some("NoSuchKey")
+                {
+                    return Err(ReadError::NotFound {
+                        key: key.to_string(),
+                    });
+                }
+                if matches!(
+                    err.as_service_error(),
+                    Some(GetObjectError::InvalidObjectState(_))
+                ) || code == Some("InvalidObjectState")
+                {
+                    let storage_class = match err.as_service_error() {
+                        Some(GetObjectError::InvalidObjectState(e)) => e
+                            .storage_class()
+                            .map_or("GLACIER", |c| c.as_str())
+                            .to_string(),
+                        _ => "GLACIER".to_string(),
+                    };
+                    return Err(ReadError::Archived {
+                        key: key.to_string(),
+                        storage_class,
+                    });
+                }
+                return Err(sdk_error(op, &self.target(key), &err).into());
+            }
+        };
+        let total = total_from_content_range(out.content_range());
+        let bytes = collect(op, &self.target(key), out.body).await?;
+        Ok((bytes, total))
+    }
+}
+
+impl RangedObjectStore for S3ObjectStore {
+    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key, len))]
+    async fn get_suffix(&self, key: &str, len: u64) -> Result<ObjectSuffix, ReadError> {
+        const OP: &str = "get object suffix";
+        let (bytes, total) = self
+            .get_ranged(OP, key, format!("bytes=-{}", len.max(1)))
+            .await?;
+        // Without Content-Range (a short object answered whole), the body is the object.
+        let total_size = total.unwrap_or(bytes.len() as u64);
+        Ok(ObjectSuffix { bytes, total_size })
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key, start = range.start, end = range.end))]
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, ReadError> {
+        if range.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        Ok(self.get_ranged("get object range", key, header).await?.0)
+    }
+
+    async fn object_status(&self, key: &str) -> Result<Option<ObjectStatus>, PortError> {
+        Ok(self.head(key).await?.map(|h| ObjectStatus {
+            size: h.size,
+            archive: archive_state(&h.storage_class, h.restore.as_deref()),
+            storage_class: h.storage_class,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key, days))]
+    async fn request_restore(&self, key: &str, days: u32) -> Result<(), PortError> {
+        const OP: &str = "restore object";
+        let request = RestoreRequest::builder()
+            .days(i32::try_from(days).unwrap_or(i32::MAX))
+            .glacier_job_parameters(
+                GlacierJobParameters::builder()
+                    .tier(Tier::Standard)
+                    .build()
+                    .map_err(|e| PortError::permanent(OP, e))?,
+            )
+            .build();
+        match self
+            .client
+            .restore_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .restore_request(request)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Asking twice is fine: the first restore is running.
+            Err(err) if code_of(&err) == Some("RestoreAlreadyInProgress") => Ok(()),
+            Err(err) => Err(sdk_error(OP, &self.target(key), &err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restore_header_and_content_range_are_read() {
+        assert_eq!(archive_state("STANDARD", None), ArchiveState::Online);
+        assert_eq!(archive_state("GLACIER_IR", None), ArchiveState::Online);
+        assert_eq!(archive_state("GLACIER", None), ArchiveState::Archived);
+        assert_eq!(
+            archive_state("DEEP_ARCHIVE", Some("ongoing-request=\"true\"")),
+            ArchiveState::Restoring
+        );
+        assert_eq!(
+            archive_state(
+                "GLACIER",
+                Some("ongoing-request=\"false\", expiry-date=\"Fri, 21 Dec 2012 00:00:00 GMT\"")
+            ),
+            ArchiveState::Restored {
+                expires: Some("Fri, 21 Dec 2012 00:00:00 GMT".into())
+            }
+        );
+        assert_eq!(
+            total_from_content_range(Some("bytes 9992-9999/10000")),
+            Some(10_000)
+        );
+        assert_eq!(total_from_content_range(None), None);
     }
 }

@@ -9,7 +9,9 @@
 //! - [`ports`], [`ingest`]: storage traits and the crash-safe ingest pipeline built on them;
 //!   [`memory`]: in-process port implementations for unit tests.
 
+pub mod access;
 pub mod canonical;
+pub mod checkpoint;
 pub mod columnar;
 pub mod features_crypto;
 pub mod ingest;
@@ -17,7 +19,9 @@ pub mod integrity;
 pub mod keys;
 pub mod layout;
 pub mod memory;
+pub mod models;
 pub mod ports;
 pub mod record;
+pub mod replay;
 pub mod timestamp;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! DynamoDB/S3 adapters, for unit tests of the pipeline and verification. Not for production.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -18,6 +19,102 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct MemoryStore {
     pub objects: Mutex<BTreeMap<String, Bytes>>,
+    /// Storage class and archive state of objects not in STANDARD (tests set these).
+    pub archived: Mutex<HashMap<String, (String, ArchiveState)>>,
+    /// Ranged GETs served, and their bytes (what a lookup costs).
+    pub ranged_gets: AtomicU64,
+    pub ranged_bytes: AtomicU64,
+}
+
+impl MemoryStore {
+    /// Moves an object to an archive class, as a lifecycle transition would.
+    pub fn archive(&self, key: &str, storage_class: &str) {
+        lock(&self.archived).insert(
+            key.to_string(),
+            (storage_class.to_string(), ArchiveState::Archived),
+        );
+    }
+
+    /// Completes a running restore, as S3 does hours later.
+    pub fn finish_restore(&self, key: &str) {
+        if let Some((_, state)) = lock(&self.archived).get_mut(key) {
+            *state = ArchiveState::Restored {
+                expires: Some("in 7 days".into()),
+            };
+        }
+    }
+
+    fn readable(&self, key: &str) -> Result<Bytes, ReadError> {
+        if let Some((class, state)) = lock(&self.archived).get(key) {
+            if !matches!(state, ArchiveState::Restored { .. }) {
+                return Err(ReadError::Archived {
+                    key: key.to_string(),
+                    storage_class: class.clone(),
+                });
+            }
+        }
+        lock(&self.objects)
+            .get(key)
+            .cloned()
+            .ok_or_else(|| ReadError::NotFound {
+                key: key.to_string(),
+            })
+    }
+
+    fn count(&self, bytes: &Bytes) {
+        self.ranged_gets.fetch_add(1, Ordering::Relaxed);
+        self.ranged_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+}
+
+impl RangedObjectStore for MemoryStore {
+    async fn get_suffix(&self, key: &str, len: u64) -> Result<ObjectSuffix, ReadError> {
+        let all = self.readable(key)?;
+        let total = all.len() as u64;
+        let start = usize::try_from(total.saturating_sub(len)).unwrap_or(0);
+        let bytes = all.slice(start..);
+        self.count(&bytes);
+        Ok(ObjectSuffix {
+            bytes,
+            total_size: total,
+        })
+    }
+
+    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, ReadError> {
+        let all = self.readable(key)?;
+        let end = usize::try_from(range.end)
+            .unwrap_or(usize::MAX)
+            .min(all.len());
+        let start = usize::try_from(range.start).unwrap_or(usize::MAX).min(end);
+        let bytes = all.slice(start..end);
+        self.count(&bytes);
+        Ok(bytes)
+    }
+
+    async fn object_status(&self, key: &str) -> Result<Option<ObjectStatus>, PortError> {
+        let Some(size) = lock(&self.objects).get(key).map(|b| b.len() as u64) else {
+            return Ok(None);
+        };
+        let (storage_class, archive) = lock(&self.archived)
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| ("STANDARD".into(), ArchiveState::Online));
+        Ok(Some(ObjectStatus {
+            size,
+            storage_class,
+            archive,
+        }))
+    }
+
+    async fn request_restore(&self, key: &str, _days: u32) -> Result<(), PortError> {
+        if let Some((_, state)) = lock(&self.archived).get_mut(key) {
+            if *state == ArchiveState::Archived {
+                *state = ArchiveState::Restoring;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl ObjectStore for MemoryStore {
@@ -296,6 +393,59 @@ impl JournalIndex for MemoryIndex {
             .collect();
         out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
         Ok(out)
+    }
+
+    async fn query_model(
+        &self,
+        tenant_id: &str,
+        model_name: &str,
+        model_version: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let mut out: Vec<Pointer> = self
+            .pointers()
+            .into_iter()
+            .filter(|p| {
+                p.tenant_id == tenant_id
+                    && p.model_name.as_deref() == Some(model_name)
+                    && p.model_version.as_deref() == Some(model_version)
+                    && p.occurred_at >= from
+                    && p.occurred_at < to
+            })
+            .collect();
+        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
+        Ok(out)
+    }
+
+    async fn query_refs(
+        &self,
+        tenant_id: &str,
+        decision_id: &str,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let mut out: Vec<Pointer> = self
+            .pointers()
+            .into_iter()
+            .filter(|p| p.tenant_id == tenant_id && p.refers_to.as_deref() == Some(decision_id))
+            .collect();
+        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
+        Ok(out)
+    }
+
+    async fn list_blocks_between(
+        &self,
+        chain_id: &str,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<BlockHeader>, PortError> {
+        if from_seq > to_seq {
+            return Ok(Vec::new());
+        }
+        let s = lock(&self.state);
+        Ok(s.blocks
+            .range((chain_id.to_string(), from_seq)..=(chain_id.to_string(), to_seq))
+            .map(|(_, h)| h.clone())
+            .collect())
     }
 
     async fn list_blocks(&self, chain_id: &str) -> Result<Vec<BlockHeader>, PortError> {

@@ -185,6 +185,75 @@ pub trait ObjectStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Bytes>, PortError>> + Send;
 }
 
+/// The end of an object, with the object's total size (from the `Content-Range` answer), so a
+/// Parquet footer can be placed without a separate HEAD.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectSuffix {
+    pub bytes: Bytes,
+    pub total_size: u64,
+}
+
+/// Why a ranged read returned no bytes.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    #[error("object {key} does not exist")]
+    NotFound { key: String },
+    /// In an archive storage class and not restored: readable only after a restore.
+    #[error("object {key} is archived in {storage_class} and not restored")]
+    Archived { key: String, storage_class: String },
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// Where an object stands with respect to archive storage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ArchiveState {
+    /// In a class that is read directly (STANDARD, STANDARD_IA, ...).
+    Online,
+    /// Archived; no restore asked for or the last one expired.
+    Archived,
+    /// Archived; a restore is running.
+    Restoring,
+    /// Archived; a restored copy is readable until `expires` (S3's wording).
+    Restored { expires: Option<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStatus {
+    pub size: u64,
+    pub storage_class: String,
+    pub archive: ArchiveState,
+}
+
+/// Ranged reads and archive handling, for lookups that must never download a whole file.
+pub trait RangedObjectStore: ObjectStore {
+    /// The last `len` bytes (all of them if the object is shorter) and the total size.
+    fn get_suffix(
+        &self,
+        key: &str,
+        len: u64,
+    ) -> impl Future<Output = Result<ObjectSuffix, ReadError>> + Send;
+    /// Bytes `range.start..range.end`.
+    fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> impl Future<Output = Result<Bytes, ReadError>> + Send;
+    /// `Ok(None)` when the object does not exist.
+    fn object_status(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ObjectStatus>, PortError>> + Send;
+    /// Asks for a temporary readable copy of an archived object for `days`; asking again while
+    /// one runs is not an error.
+    fn request_restore(
+        &self,
+        key: &str,
+        days: u32,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
 /// A message (or one record of a packed message) refused by validation, on its way to the
 /// dead-letter path with the reason.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -274,6 +343,28 @@ pub trait JournalIndex: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
+    /// Indexed records of a model version with `from <= occurred_at < to`, oldest first.
+    fn query_model(
+        &self,
+        tenant_id: &str,
+        model_name: &str,
+        model_version: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
+    /// Outcomes and reviews that refer to `decision_id`, oldest first.
+    fn query_refs(
+        &self,
+        tenant_id: &str,
+        decision_id: &str,
+    ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
+    /// Block headers of a chain with `from_seq <= seq <= to_seq`, by seq.
+    fn list_blocks_between(
+        &self,
+        chain_id: &str,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> impl Future<Output = Result<Vec<BlockHeader>, PortError>> + Send;
     /// Every stored block header of a chain, by seq.
     fn list_blocks(
         &self,

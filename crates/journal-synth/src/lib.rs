@@ -7,8 +7,15 @@
 //! tenant. Everything derives from [`SynthConfig::seed`] through ChaCha8, never the clock, so the
 //! same configuration gives byte-identical output on every machine.
 //!
-//! Serialized decisions average about 910 bytes with the default mix (loan ≈ 1030, fraud ≈ 840,
+//! Serialized decisions average about 910 bytes with the default mix (loan ≈ 1045, fraud ≈ 840,
 //! moderation ≈ 840, LLM ≈ 1250); outcomes and reviews are 350–450 bytes.
+//!
+//! Loan, fraud and moderation decisions are made by evaluating real model artifacts (a
+//! scorecard, a logistic regression, a decision tree, gradient-boosted tree ensembles and rule
+//! sets in the `dj-model/v1` format of [`journal_core::models`]) on the generated features;
+//! [`model_artifacts`] lists them with their registry metadata, and every such decision records
+//! its artifact's real SHA-256. Replaying a decision's artifact on its features reproduces its
+//! `outputs`, `decision`, `confidence` and `threshold` exactly. LLM decisions are not re-run.
 //!
 //! [`bad_messages`] is the matching corpus of malformed bodies with the rejection each must get.
 //!
@@ -24,6 +31,7 @@ mod config;
 mod domains;
 mod followups;
 mod generator;
+mod models;
 mod sample;
 
 #[cfg(test)]
@@ -36,6 +44,7 @@ pub use bad::{bad_messages, BadMessage, Scope};
 pub use config::{Domain, SynthConfig};
 pub use domains::domain_of;
 pub use generator::Generator;
+pub use models::{model_artifact, model_artifacts};
 
 /// The first `n` records (all kinds) of the stream for `cfg`.
 pub fn generate(cfg: SynthConfig, n: usize) -> Vec<Value> {

@@ -97,10 +97,6 @@ pub(crate) fn round_to(x: f64, decimals: u32) -> f64 {
     (x * f).round() / f
 }
 
-pub(crate) fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + exp(-x))
-}
-
 /// `e^x` from basic arithmetic: `x = k ln 2 + r` with `|r| <= ln 2 / 2`, a Taylor series for
 /// `e^r` (17 terms, error below 1e-17), and `2^k` assembled from its bits. Clamped to ±700.
 pub(crate) fn exp(x: f64) -> f64 {

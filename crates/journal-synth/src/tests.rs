@@ -1,5 +1,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use journal_core::models::{
+    artifact_bytes, artifact_key, artifact_sha256, compare, evaluate, load_verified, Artifact,
+    ModelMetadata, Recorded,
+};
+use journal_core::record::Record;
 use journal_core::timestamp::Timestamp;
 use journal_core::validate::{parse_body, Limits};
 use serde_json::Value;
@@ -273,6 +278,108 @@ fn bad_messages_are_rejected_as_described() {
     assert!(again.is_disjoint(&ids));
 }
 
+#[test]
+fn replaying_the_artifact_reproduces_every_decision_exactly() {
+    let registry: HashMap<String, (ModelMetadata, Artifact)> = model_artifacts()
+        .into_iter()
+        .map(|(m, a)| (m.artifact_sha256.clone(), (m, a)))
+        .collect();
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut replayed = 0;
+    let mut flips = 0;
+    for r in generate_decisions(SynthConfig::new(31), 6000) {
+        // As the journal receives it: a message body parsed back into a record.
+        let body = producer_body(&r);
+        let record: Record = serde_json::from_slice(&body).unwrap();
+        let model = record.model.as_ref().unwrap();
+        let entry = registry.get(&model.artifact_sha256);
+        if domain_of(&r) == Some(Domain::Llm) {
+            assert!(entry.is_none(), "LLM decisions are not re-run");
+            continue;
+        }
+        let (meta, artifact) =
+            entry.unwrap_or_else(|| panic!("{} not in the registry", model.artifact_sha256));
+        assert_eq!((&meta.name, &meta.version), (&model.name, &model.version));
+        if let Some(manifest) = &record.dataset_manifest_sha256 {
+            assert_eq!(meta.training_data_manifest_sha256.as_ref(), Some(manifest));
+        }
+        let original = Recorded::from_record(&record).unwrap();
+        let features = record.features.as_ref().unwrap();
+        let replay = evaluate(artifact, features, None).unwrap();
+        let c = compare(&original, &replay);
+        assert!(c.matches_exactly, "{:?}\n{r}", c.differences);
+        // Features as ingest canonicalizes them (before sealing) replay the same.
+        let canonical = journal_core::canonical::map_to_vec(features).unwrap();
+        let sealed_form: serde_json::Map<String, Value> =
+            serde_json::from_slice(&canonical).unwrap();
+        let again = evaluate(artifact, &sealed_form, None).unwrap();
+        assert!(compare(&original, &again).matches_exactly, "{r}");
+        // A what-if at another threshold changes only the decision and confidence.
+        let what_if = evaluate(artifact, features, Some(0.5)).unwrap();
+        assert_eq!(what_if.outputs, replay.outputs);
+        flips += usize::from(what_if.decision != replay.decision);
+        *kinds.entry(artifact.kind()).or_default() += 1;
+        replayed += 1;
+    }
+    assert!(replayed > 5000, "{replayed}");
+    assert!(flips > 0);
+    for kind in [
+        "rule_set",
+        "scorecard",
+        "logistic",
+        "decision_tree",
+        "tree_ensemble",
+    ] {
+        assert!(
+            kinds.contains_key(kind),
+            "no decision made by a {kind}: {kinds:?}"
+        );
+    }
+}
+
+#[test]
+fn published_artifacts_verify_and_cover_every_kind() {
+    let all = model_artifacts();
+    let mut shas = HashSet::new();
+    let mut kinds = BTreeMap::new();
+    for (meta, artifact) in &all {
+        let sha = artifact_sha256(artifact).unwrap();
+        assert_eq!(meta.artifact_sha256, sha);
+        assert_eq!(meta.kind, artifact.kind());
+        assert!(
+            shas.insert(sha.clone()),
+            "{}@{} shares an artifact",
+            meta.name,
+            meta.version
+        );
+        let bytes = artifact_bytes(artifact).unwrap();
+        assert_eq!(&load_verified(&bytes, &sha).unwrap(), artifact);
+        assert_eq!(artifact_key(&sha), format!("models/{sha}"));
+        assert!(meta.training_data_manifest_sha256.is_some());
+        assert!(!meta.metrics.is_empty());
+        kinds.insert(meta.kind.clone(), (meta.name.clone(), meta.version.clone()));
+        assert_eq!(model_artifact(&sha).unwrap().0, *meta);
+    }
+    assert_eq!(all.len(), 8);
+    // The four families: rule set, scorecard, logistic/linear, decision tree (and a GBM).
+    for kind in [
+        "rule_set",
+        "scorecard",
+        "logistic",
+        "decision_tree",
+        "tree_ensemble",
+    ] {
+        assert!(kinds.contains_key(kind), "{kind} unused: {kinds:?}");
+    }
+    // Generation (and so every hash) is the same in every run.
+    let again: Vec<String> = model_artifacts()
+        .into_iter()
+        .map(|(m, _)| m.artifact_sha256)
+        .collect();
+    let first: Vec<String> = all.into_iter().map(|(m, _)| m.artifact_sha256).collect();
+    assert_eq!(first, again);
+}
+
 /// Generation throughput; run with
 /// `cargo test --release -p journal-synth -- --ignored --nocapture throughput`.
 #[test]
@@ -307,5 +414,22 @@ fn label_mix() {
     }
     for ((d, l), n) in labels {
         eprintln!("{d:?} {l}: {:.2}%", 100.0 * n as f64 / per[&d] as f64);
+    }
+    // Per model version, since versions are different kinds of artifact.
+    let mut by_version: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let mut per_version: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        let v = format!(
+            "{}@{}",
+            r["model"]["name"].as_str().unwrap(),
+            r["model"]["version"].as_str().unwrap()
+        );
+        *per_version.entry(v.clone()).or_default() += 1;
+        *by_version
+            .entry((v, r["decision"].as_str().unwrap().to_string()))
+            .or_default() += 1;
+    }
+    for ((v, l), n) in by_version {
+        eprintln!("{v} {l}: {:.2}%", 100.0 * n as f64 / per_version[&v] as f64);
     }
 }

@@ -218,3 +218,34 @@ pub(super) async fn list_blocks(
         .map(|item| items::block_header(item).map_err(|e| e.at(OP, item)))
         .collect()
 }
+
+/// Block headers with `from_seq <= seq <= to_seq` (one Query on the sort-key range).
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, chain_id = %chain_id, from_seq, to_seq))]
+pub(super) async fn list_blocks_between(
+    ix: &DynamoIndex,
+    chain_id: &str,
+    from_seq: u64,
+    to_seq: u64,
+) -> Result<Vec<BlockHeader>, PortError> {
+    const OP: &str = "list blocks between";
+    if from_seq > to_seq {
+        return Ok(Vec::new());
+    }
+    let pk = layout::chain_pk(chain_id);
+    let query = ix
+        .client
+        .query()
+        .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+        .expression_attribute_names("#pk", PK)
+        .expression_attribute_names("#sk", SK)
+        .expression_attribute_values(":pk", s(&pk))
+        .expression_attribute_values(":from", s(layout::block_sk(from_seq)))
+        .expression_attribute_values(":to", s(layout::block_sk(to_seq)))
+        .consistent_read(true)
+        .scan_index_forward(true);
+    ix.query_all(OP, &pk, query)
+        .await?
+        .iter()
+        .map(|item| items::block_header(item).map_err(|e| e.at(OP, item)))
+        .collect()
+}

@@ -82,30 +82,6 @@ impl DynamoIndex {
         &self.client
     }
 
-    /// Indexed records of a model version with `from <= occurred_at < to`, oldest first
-    /// (GSI `by_model`).
-    pub async fn query_model(
-        &self,
-        tenant_id: &str,
-        model_name: &str,
-        model_version: &str,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Pointer>, PortError> {
-        let pk = journal_core::layout::model_pk(tenant_id, model_name, model_version);
-        claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
-    }
-
-    /// Outcomes and reviews that refer to `decision_id`, oldest first (GSI `by_ref`).
-    pub async fn query_refs(
-        &self,
-        tenant_id: &str,
-        decision_id: &str,
-    ) -> Result<Vec<Pointer>, PortError> {
-        let pk = journal_core::layout::ref_pk(tenant_id, decision_id);
-        claims::query_timeline_all(self, claims::Timeline::Ref, &pk).await
-    }
-
     pub(crate) fn target(&self, pk: &str) -> String {
         format!("(table {}, pk {pk})", self.table_for(pk))
     }
@@ -222,6 +198,39 @@ impl JournalIndex for DynamoIndex {
     ) -> Result<Vec<Pointer>, PortError> {
         let pk = journal_core::layout::subject_pk(tenant_id, subject_ref);
         claims::query_timeline(self, claims::Timeline::Subject, &pk, from, to).await
+    }
+
+    /// Indexed records of a model version with `from <= occurred_at < to`, oldest first
+    /// (GSI `by_model`).
+    async fn query_model(
+        &self,
+        tenant_id: &str,
+        model_name: &str,
+        model_version: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let pk = journal_core::layout::model_pk(tenant_id, model_name, model_version);
+        claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
+    }
+
+    /// Outcomes and reviews that refer to `decision_id`, oldest first (GSI `by_ref`).
+    async fn query_refs(
+        &self,
+        tenant_id: &str,
+        decision_id: &str,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let pk = journal_core::layout::ref_pk(tenant_id, decision_id);
+        claims::query_timeline_all(self, claims::Timeline::Ref, &pk).await
+    }
+
+    async fn list_blocks_between(
+        &self,
+        chain_id: &str,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<BlockHeader>, PortError> {
+        chain::list_blocks_between(self, chain_id, from_seq, to_seq).await
     }
 
     async fn list_blocks(&self, chain_id: &str) -> Result<Vec<BlockHeader>, PortError> {

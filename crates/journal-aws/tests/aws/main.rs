@@ -7,6 +7,7 @@
 //! Without `AWS_ENDPOINT_URL` every test prints a skip line and passes. Each test creates its own
 //! uniquely named table, bucket, queue, KMS key or secret.
 
+mod checkpoints;
 mod common;
 mod index;
 mod pointers;

@@ -3,7 +3,7 @@
 use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 use journal_aws::{S3ObjectStore, PARQUET_CONTENT_TYPE};
-use journal_core::ports::ObjectStore;
+use journal_core::ports::{ObjectStore, RangedObjectStore, ReadError};
 
 use crate::common;
 
@@ -38,7 +38,15 @@ async fn objects_round_trip_and_ranges_read_parts() {
         body.slice(9_990..)
     );
     assert_eq!(store.get_range(key, 5..5).await.unwrap(), Bytes::new());
-    assert_eq!(store.get_suffix(key, 8).await.unwrap(), body.slice(9_992..));
+    let suffix = store.get_suffix(key, 8).await.unwrap();
+    assert_eq!(
+        (suffix.bytes, suffix.total_size),
+        (body.slice(9_992..), 10_000)
+    );
+    assert!(matches!(
+        store.get_suffix("nope/missing.parquet", 8).await,
+        Err(ReadError::NotFound { .. })
+    ));
     assert!(store.get_range("nope/missing.parquet", 0..4).await.is_err());
 
     let head = store.head(key).await.unwrap().unwrap();

@@ -10,6 +10,7 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
 use parquet::file::metadata::ParquetMetaData;
+use parquet::file::reader::ChunkReader;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 
@@ -102,13 +103,18 @@ pub fn check_format_version(meta: &ParquetMetaData) -> Result<(), CodecError> {
 
 fn load_metadata(bytes: &Bytes) -> Result<ArrowReaderMetadata, CodecError> {
     let meta = ArrowReaderMetadata::load(bytes, ArrowReaderOptions::new())?;
-    check_format_version(meta.metadata())?;
-    check_schema(meta.schema())?;
+    check_loaded(&meta)?;
     Ok(meta)
 }
 
-fn read_row_group(
-    bytes: &Bytes,
+/// Refuses metadata that is not of a journal file this reader knows.
+pub(super) fn check_loaded(meta: &ArrowReaderMetadata) -> Result<(), CodecError> {
+    check_format_version(meta.metadata())?;
+    check_schema(meta.schema())
+}
+
+pub(super) fn read_row_group<T: ChunkReader + Clone + 'static>(
+    bytes: &T,
     meta: &ArrowReaderMetadata,
     row_group: usize,
     out: &mut Vec<JournalRow>,

@@ -71,6 +71,7 @@
 
 mod decode;
 mod encode;
+pub mod ranged;
 #[cfg(test)]
 mod tests;
 

@@ -1,9 +1,13 @@
 //! Card-payment fraud: a gradient-boosted model scores each authorization; high scores are
 //! declined, middling ones challenged (3-D Secure step-up), the rest allowed. Medium risk tier.
 
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
-use super::{normalized, DomainSpec, Draft, FollowSeed, ModelSpec, ResolvedModel, StepDraft};
+use super::{
+    outputs_of, score_of, static_label, DomainSpec, Draft, FollowSeed, ModelSpec, ResolvedModel,
+    StepDraft,
+};
+use crate::config::Domain;
 use crate::sample::{self as s, Rng};
 
 pub(crate) const SPEC: DomainSpec = DomainSpec {
@@ -18,12 +22,24 @@ pub(crate) const SPEC: DomainSpec = DomainSpec {
             weight: 30,
             threshold: 0.85,
             bias: 0.1,
+            created_at: "2025-11-06T11:20:00.000Z",
+            metrics: &[
+                ("auc", 0.951),
+                ("precision_at_block", 0.62),
+                ("recall_at_block", 0.38),
+            ],
         },
         ModelSpec {
             version: "2026.01.0",
             weight: 70,
             threshold: 0.9,
             bias: 0.0,
+            created_at: "2026-01-12T08:05:00.000Z",
+            metrics: &[
+                ("auc", 0.962),
+                ("precision_at_block", 0.71),
+                ("recall_at_block", 0.41),
+            ],
         },
     ],
     has_dataset: false,
@@ -44,33 +60,171 @@ pub(crate) const SPEC: DomainSpec = DomainSpec {
 /// At or above this fraud probability (but below the block threshold) the payer is challenged.
 const STEP_UP_AT: f64 = 0.35;
 
-/// Merchant category code, description, and how much it raises fraud odds.
-const MERCHANTS: &[((&str, &str, f64), u32)] = &[
-    (("5411", "grocery", -0.6), 24),
-    (("5812", "restaurants", -0.4), 18),
-    (("5541", "fuel", 0.0), 12),
-    (("5999", "misc_retail", 0.3), 14),
-    (("5732", "electronics", 1.1), 8),
-    (("4829", "money_transfer", 1.6), 4),
-    (("7995", "gambling", 1.3), 3),
-    (("5311", "department_store", 0.2), 10),
-    (("4121", "rideshare", -0.2), 7),
+/// Merchant category code and description (the model's [`mcc_tree`] knows how much each
+/// raises the fraud odds).
+const MERCHANTS: &[((&str, &str), u32)] = &[
+    (("5411", "grocery"), 24),
+    (("5812", "restaurants"), 18),
+    (("5541", "fuel"), 12),
+    (("5999", "misc_retail"), 14),
+    (("5732", "electronics"), 8),
+    (("4829", "money_transfer"), 4),
+    (("7995", "gambling"), 3),
+    (("5311", "department_store"), 10),
+    (("4121", "rideshare"), 7),
 ];
-const RISKY_MERCHANTS: &[((&str, &str, f64), u32)] = &[
-    (("5732", "electronics", 1.1), 40),
-    (("4829", "money_transfer", 1.6), 25),
-    (("7995", "gambling", 1.3), 15),
-    (("5999", "misc_retail", 0.3), 20),
+const RISKY_MERCHANTS: &[((&str, &str), u32)] = &[
+    (("5732", "electronics"), 40),
+    (("4829", "money_transfer"), 25),
+    (("7995", "gambling"), 15),
+    (("5999", "misc_retail"), 20),
 ];
 const CHANNELS: &[(&str, u32)] = &[("pos", 55), ("ecommerce", 38), ("atm", 7)];
 const FRAUD_CHANNELS: &[(&str, u32)] = &[("pos", 10), ("ecommerce", 85), ("atm", 5)];
 const FRAUD_PREVALENCE: f64 = 0.01;
 
+fn split(feature: &str, op: &str, value: Value, then: Value, otherwise: Value) -> Value {
+    json!({"split": {"if": {"feature": feature, "op": op, "value": value},
+                     "then": then, "else": otherwise}})
+}
+
+fn leaf(x: f64) -> Value {
+    json!({ "leaf": x })
+}
+
+/// Merchant-category tree: the log-odds each category adds.
+fn mcc_tree() -> Value {
+    let is = |code: &str, then: Value, otherwise: Value| {
+        split("mcc", "==", json!(code), then, otherwise)
+    };
+    split(
+        "mcc",
+        "in",
+        json!(["4829", "7995", "5732"]),
+        is("4829", leaf(1.6), is("7995", leaf(1.3), leaf(1.1))),
+        split(
+            "mcc",
+            "in",
+            json!(["5411", "5812", "4121"]),
+            is("5411", leaf(-0.6), is("5812", leaf(-0.4), leaf(-0.2))),
+            is("5999", leaf(0.3), is("5311", leaf(0.2), leaf(0.0))),
+        ),
+    )
+}
+
+/// The registry artifact of a `card-fraud-gbm` version: a gradient-boosted ensemble of small
+/// trees whose leaf values (log-odds) are summed with a base score and squashed by the logistic
+/// link into the fraud probability. 2026.01.0 learned two interactions (a country mismatch on
+/// a card-not-present payment, a new device on a large amount) and an account-age tree that
+/// 2025.11.2 lacks.
+pub(crate) fn artifact(v: &ModelSpec) -> Value {
+    let amount = split(
+        "amount",
+        "<",
+        json!(42),
+        split("amount", "<", json!(10), leaf(-1.0), leaf(-0.35)),
+        split(
+            "amount",
+            "<",
+            json!(200),
+            leaf(0.35),
+            split("amount", "<", json!(1000), leaf(1.15), leaf(1.9)),
+        ),
+    );
+    let velocity = split(
+        "txn_count_1h",
+        "<",
+        json!(2),
+        leaf(0.0),
+        split(
+            "txn_count_1h",
+            "<",
+            json!(4),
+            split("txn_count_1h", "<", json!(3), leaf(0.8), leaf(1.6)),
+            split("txn_count_1h", "<", json!(6), leaf(2.8), leaf(4.4)),
+        ),
+    );
+    let not_present = split("card_present", "==", json!(false), leaf(0.6), leaf(0.0));
+    let (base, trees) = if v.version == "2025.11.2" {
+        (
+            -4.67,
+            vec![
+                amount,
+                split("country_mismatch", "==", json!(true), leaf(2.3), leaf(0.0)),
+                velocity,
+                mcc_tree(),
+                split("new_device", "==", json!(true), leaf(1.4), leaf(0.0)),
+                not_present,
+            ],
+        )
+    } else {
+        (
+            -4.77,
+            vec![
+                amount,
+                split(
+                    "country_mismatch",
+                    "==",
+                    json!(true),
+                    split("card_present", "==", json!(false), leaf(2.7), leaf(1.9)),
+                    leaf(0.0),
+                ),
+                velocity,
+                mcc_tree(),
+                split(
+                    "new_device",
+                    "==",
+                    json!(true),
+                    split("amount", "<", json!(200), leaf(1.2), leaf(1.8)),
+                    leaf(0.0),
+                ),
+                not_present,
+                split(
+                    "account_age_days",
+                    "<",
+                    json!(90),
+                    leaf(0.35),
+                    split(
+                        "account_age_days",
+                        "<",
+                        json!(730),
+                        leaf(0.15),
+                        split(
+                            "account_age_days",
+                            "<",
+                            json!(2000),
+                            leaf(-0.1),
+                            leaf(-0.35),
+                        ),
+                    ),
+                ),
+            ],
+        )
+    };
+    json!({
+        "format": "dj-model/v1",
+        "kind": "tree_ensemble",
+        "label": "fraud",
+        "link": "logistic",
+        "base_score": base,
+        "trees": trees,
+        "policy": {
+            "complement": "legit",
+            "decimals": 4,
+            "decision_score": {"output": "fraud"},
+            "threshold": v.threshold,
+            "at_or_above": {"decision": "block", "confidence": "decision_score"},
+            "bands": [{"min": STEP_UP_AT, "decision": "step_up", "confidence": "decision_score"}],
+            "below": {"decision": "allow", "confidence": {"output": "legit"}}
+        }
+    })
+}
+
 pub(crate) fn draft(rng: &mut Rng, model: &ResolvedModel) -> Draft {
     // A latent "really fraud" class (about 1 in 100) shifts every signal at once, which gives
     // the model's scores the bimodal shape real fraud scores have.
     let fraud = s::chance(rng, FRAUD_PREVALENCE);
-    let &(mcc, category, mcc_risk) = if fraud {
+    let &(mcc, category) = if fraud {
         s::weighted(rng, RISKY_MERCHANTS)
     } else {
         s::weighted(rng, MERCHANTS)
@@ -87,19 +241,6 @@ pub(crate) fn draft(rng: &mut Rng, model: &ResolvedModel) -> Draft {
     let account_age_days = s::clamp(s::log_normal(rng, 900.0, 1.0), 1.0, 20_000.0).round();
     let new_device = !card_present && s::chance(rng, if fraud { 0.6 } else { 0.08 });
 
-    let logit = -4.4
-        + model.spec.bias
-        + 0.5 * s::ln(amount / 42.0)
-        + 2.4 * f64::from(u8::from(country_mismatch))
-        + 0.8 * f64::from(txn_1h - 1).min(6.0)
-        + mcc_risk
-        + 1.4 * f64::from(u8::from(new_device))
-        + 0.6 * f64::from(u8::from(!card_present))
-        - 0.3 * s::ln(1.0 + account_age_days / 365.0)
-        + s::normal(rng, 0.0, 0.6);
-    let p = s::round_to(s::clamp(s::sigmoid(logit), 0.0001, 0.9999), 4);
-    let threshold = model.spec.threshold;
-
     let mut features = Map::new();
     features.insert("amount".into(), json!(amount));
     features.insert("mcc".into(), json!(mcc));
@@ -109,25 +250,20 @@ pub(crate) fn draft(rng: &mut Rng, model: &ResolvedModel) -> Draft {
     features.insert("account_age_days".into(), json!(account_age_days as i64));
     features.insert("new_device".into(), json!(new_device));
 
+    let e = model.evaluate(&features);
+    let p = score_of(&e, "fraud");
+    let decision = static_label(Domain::Fraud, &e.decision);
     let signals = risk_signals(country_mismatch, txn_1h, new_device, card_present, category);
-    let (decision, detail, rationale) = if p >= threshold {
-        (
-            "block",
+    let (detail, rationale) = match decision {
+        "block" => (
             Some("authorization declined; card locked pending contact"),
             format!("Fraud score {p}: {signals}"),
-        )
-    } else if p >= STEP_UP_AT {
-        (
-            "step_up",
+        ),
+        "step_up" => (
             Some("3-D Secure challenge sent"),
             format!("Elevated fraud score {p}: {signals}"),
-        )
-    } else {
-        (
-            "allow",
-            None,
-            format!("Fraud score {p} below step-up {STEP_UP_AT}"),
-        )
+        ),
+        _ => (None, format!("Fraud score {p} below step-up {STEP_UP_AT}")),
     };
 
     let mut steps = Vec::new();
@@ -140,10 +276,10 @@ pub(crate) fn draft(rng: &mut Rng, model: &ResolvedModel) -> Draft {
     }
     Draft {
         features,
-        outputs: normalized(vec![("fraud", p), ("legit", 1.0 - p)]),
+        outputs: outputs_of(&e),
         decision,
-        confidence: if decision == "allow" { 1.0 - p } else { p },
-        threshold,
+        confidence: e.confidence,
+        threshold: e.threshold,
         rationale,
         action_type: "automated",
         action_detail: detail.map(str::to_string),

@@ -14,18 +14,24 @@ pub(crate) const SPEC: DomainSpec = DomainSpec {
     outcome_service: "helpdesk",
     review_service: "support-console",
     reviewer_prefix: "support_lead",
+    // A vendor model: no registry artifact (its decisions are reconstructed, not re-run), so
+    // `threshold` and `bias` drive the simulation below and `created_at`/`metrics` go unused.
     versions: &[
         ModelSpec {
             version: "1.3.0",
             weight: 60,
             threshold: 0.6,
             bias: 0.0,
+            created_at: "2025-10-14T13:00:00.000Z",
+            metrics: &[],
         },
         ModelSpec {
             version: "1.4.0",
             weight: 40,
             threshold: 0.65,
             bias: 0.3,
+            created_at: "2026-02-10T13:00:00.000Z",
+            metrics: &[],
         },
     ],
     has_dataset: false,
@@ -77,8 +83,11 @@ pub(crate) fn draft(rng: &mut Rng, model: &ResolvedModel) -> Draft {
     // The top category and the remaining mass, as the service logs them.
     let all = normalized(raw);
     let rest = all.iter().skip(1).map(|(_, x)| x).sum::<f64>();
-    let outputs = vec![all[0], ("other", s::round_to(rest, 4))];
-    let (top, top_score) = outputs[0];
+    let (top, top_score) = all[0];
+    let outputs = vec![
+        (top.to_string(), top_score),
+        ("other".to_string(), s::round_to(rest, 4)),
+    ];
     let threshold = model.spec.threshold;
 
     let finish_reason = *s::weighted(rng, &[("stop", 95), ("length", 4), ("content_filter", 1)]);

@@ -9,6 +9,7 @@ pub(crate) mod llm;
 pub(crate) mod loan;
 pub(crate) mod moderation;
 
+use journal_core::models::{self, Artifact, Evaluation};
 use serde_json::{json, Map, Value};
 
 use crate::config::Domain;
@@ -18,9 +19,15 @@ use crate::sample::{self, Rng};
 pub(crate) struct ModelSpec {
     pub version: &'static str,
     pub weight: u32,
+    /// The policy threshold written into the version's artifact.
     pub threshold: f64,
-    /// Shifts the version's scores a little, so versions are distinguishable in metrics.
+    /// Shifts the version's scores a little, so versions are distinguishable in metrics
+    /// (built into the artifact's parameters).
     pub bias: f64,
+    /// When the version was registered (the registry metadata's `created_at`).
+    pub created_at: &'static str,
+    /// Validation metrics published with the version.
+    pub metrics: &'static [(&'static str, f64)],
 }
 
 /// Static facts about a domain.
@@ -64,12 +71,64 @@ pub fn domain_of(record: &Value) -> Option<Domain> {
     })
 }
 
-/// A model version with its hashes computed once.
+/// A model version with its artifact and hashes computed once.
 pub(crate) struct ResolvedModel {
     pub name: &'static str,
     pub spec: &'static ModelSpec,
+    /// The registry artifact that decides; `None` for the vendor LLM, which is not re-run.
+    pub artifact: Option<Artifact>,
     pub artifact_sha256: String,
-    pub dataset_sha256: Option<String>,
+    /// The training-data manifest (sent by producers only when the domain has `has_dataset`).
+    pub dataset_sha256: String,
+}
+
+impl ResolvedModel {
+    /// Evaluates the version's artifact on `features` with its own threshold.
+    ///
+    /// Panics if the version has no artifact or the artifact refuses the features: both are
+    /// bugs in this crate (every domain generates exactly the features its artifacts read).
+    pub fn evaluate(&self, features: &Map<String, Value>) -> Evaluation {
+        let Some(artifact) = &self.artifact else {
+            panic!("{}@{} has no artifact", self.name, self.spec.version);
+        };
+        models::evaluate(artifact, features, None)
+            .unwrap_or_else(|e| panic!("{}@{}: {e}", self.name, self.spec.version))
+    }
+}
+
+/// The registry artifact of one model version, as JSON (`None` for the LLM domain).
+pub(crate) fn artifact_json(domain: Domain, v: &ModelSpec) -> Option<Value> {
+    match domain {
+        Domain::Loan => Some(loan::artifact(v)),
+        Domain::Fraud => Some(fraud::artifact(v)),
+        Domain::Moderation => Some(moderation::artifact(v)),
+        Domain::Llm => None,
+    }
+}
+
+/// The parsed artifact of one model version. The artifacts are constants of this crate, so a
+/// parse failure is a bug (and the crate's tests parse every one).
+pub(crate) fn artifact(domain: Domain, v: &ModelSpec) -> Option<Artifact> {
+    artifact_json(domain, v).map(|json| {
+        Artifact::from_value(json)
+            .unwrap_or_else(|e| panic!("{} {}: {e}", spec(domain).model, v.version))
+    })
+}
+
+/// Stand-in digest of a training-data manifest: stable per name and version.
+pub(crate) fn dataset_sha256(model: &str, version: &str) -> String {
+    sample::sha256_hex(&[b"dataset:", model.as_bytes(), b"@", version.as_bytes()])
+}
+
+/// The decision label of `domain` equal to `label` (evaluations return owned strings; drafts
+/// and follow-ups use the domain's static labels).
+pub(crate) fn static_label(domain: Domain, label: &str) -> &'static str {
+    spec(domain)
+        .labels
+        .iter()
+        .copied()
+        .find(|l| *l == label)
+        .unwrap_or_else(|| panic!("{label:?} is not a {} label", domain.as_str()))
 }
 
 /// All model versions of all domains, indexed by [`Domain::index`].
@@ -84,24 +143,27 @@ impl Catalog {
                 let s = spec(d);
                 s.versions
                     .iter()
-                    .map(|v| ResolvedModel {
-                        name: s.model,
-                        spec: v,
-                        // Stand-ins for registry digests: stable per name and version.
-                        artifact_sha256: sample::sha256_hex(&[
-                            b"model:",
-                            s.model.as_bytes(),
-                            b"@",
-                            v.version.as_bytes(),
-                        ]),
-                        dataset_sha256: s.has_dataset.then(|| {
-                            sample::sha256_hex(&[
-                                b"dataset:",
+                    .map(|v| {
+                        let artifact = artifact(d, v);
+                        let artifact_sha256 = match &artifact {
+                            Some(a) => models::artifact_sha256(a)
+                                .unwrap_or_else(|e| panic!("{} {}: {e}", s.model, v.version)),
+                            // The vendor LLM has no registry artifact: a stable stand-in digest
+                            // of its name and version.
+                            None => sample::sha256_hex(&[
+                                b"model:",
                                 s.model.as_bytes(),
                                 b"@",
                                 v.version.as_bytes(),
-                            ])
-                        }),
+                            ]),
+                        };
+                        ResolvedModel {
+                            name: s.model,
+                            spec: v,
+                            artifact,
+                            artifact_sha256,
+                            dataset_sha256: dataset_sha256(s.model, v.version),
+                        }
                     })
                     .collect()
             }),
@@ -134,7 +196,7 @@ pub(crate) struct StepDraft {
 pub(crate) struct Draft {
     pub features: Map<String, Value>,
     /// `(label, score)`, highest first, scores summing to ≈ 1.
-    pub outputs: Vec<(&'static str, f64)>,
+    pub outputs: Vec<(String, f64)>,
     pub decision: &'static str,
     pub confidence: f64,
     pub threshold: f64,
@@ -264,8 +326,11 @@ pub(crate) fn decision_record(rng: &mut Rng, a: &DecisionArgs<'_>, d: Draft) -> 
         json!({"name": a.model.name, "version": a.model.spec.version,
                "artifact_sha256": a.model.artifact_sha256}),
     );
-    if let Some(h) = &a.model.dataset_sha256 {
-        r.insert("dataset_manifest_sha256".into(), json!(h));
+    if s.has_dataset {
+        r.insert(
+            "dataset_manifest_sha256".into(),
+            json!(a.model.dataset_sha256),
+        );
     }
     if !d.steps.is_empty() {
         // Steps commit to their input without carrying it: hash of step name + feature JSON.
@@ -323,6 +388,22 @@ pub(crate) fn decision_record(rng: &mut Rng, a: &DecisionArgs<'_>, d: Draft) -> 
                "channel": d.channel}),
     );
     Value::Object(r)
+}
+
+/// The evaluation's outputs as draft outputs (already rounded and ordered by the policy).
+pub(crate) fn outputs_of(e: &Evaluation) -> Vec<(String, f64)> {
+    e.outputs
+        .iter()
+        .map(|o| (o.label.clone(), o.score))
+        .collect()
+}
+
+/// The score of output `label` (0 when the evaluation has no such output).
+pub(crate) fn score_of(e: &Evaluation, label: &str) -> f64 {
+    e.outputs
+        .iter()
+        .find(|o| o.label == label)
+        .map_or(0.0, |o| o.score)
 }
 
 /// Scores rounded to 4 places, renormalized so they sum to ≈ 1, highest first.

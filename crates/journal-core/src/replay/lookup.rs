@@ -1,0 +1,556 @@
+//! Finding records and proving them: pointer → footer → row group (ranged reads only), then
+//! the leaf recomputed from the row, its Merkle audit path to the block root, and the block's
+//! link into the chain.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::columnar::ranged::{
+    decode_footer, decode_row_group_parts, metadata_range, row_group_range, FileParts,
+    FOOTER_PROBE_BYTES,
+};
+use crate::columnar::JournalRow;
+use crate::integrity::{inclusion_proof, leaf_hash, merkle_root, verify_inclusion, BlockHeader};
+use crate::ports::{
+    ArchiveState, IndexEntry, JournalIndex, Pointer, PortError, RangedObjectStore, ReadError,
+};
+use crate::record::Record;
+use crate::timestamp::Timestamp;
+
+/// Days a restored copy of an archived file stays readable.
+pub const RESTORE_DAYS: u32 = 7;
+/// What S3 promises for a Standard-tier Glacier restore (3–5 h; Deep Archive up to 12 h).
+const RESTORE_HOURS: i64 = 5;
+const DEEP_ARCHIVE_RESTORE_HOURS: i64 = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("{file_key}: {reason}")]
+    File { file_key: String, reason: String },
+    #[error("index names {file_key} row group {row_group} row {row} for {record_id}, but {found}")]
+    IndexMismatch {
+        record_id: String,
+        file_key: String,
+        row_group: u32,
+        row: u32,
+        found: String,
+    },
+}
+
+fn file_err(file_key: &str, reason: impl ToString) -> LookupError {
+    LookupError::File {
+        file_key: file_key.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// One record as found, with its proof.
+#[derive(Clone, Debug, Serialize)]
+pub struct Found {
+    /// The stored form (no raw subject, raw features only as `features_sealed`).
+    pub record: Record,
+    #[serde(skip)]
+    pub features_sealed: Option<Vec<u8>>,
+    pub file_key: String,
+    pub row_group: u32,
+    pub row: u32,
+    pub proof: Proof,
+}
+
+/// What was checked about one record and with what result. `verified` is true only when every
+/// check passed; `faults` names each one that did not.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Proof {
+    /// Leaf hash recomputed from the row's canonical bytes and salt (hex).
+    pub leaf_hash: String,
+    /// The recomputed leaf equals the stored `leaf_hash` column.
+    pub leaf_matches_row: bool,
+    pub leaf_index: u32,
+    pub block_size: u64,
+    /// RFC 6962 audit path from the leaf to the block root (hex, leaf side first).
+    pub audit_path: Vec<String>,
+    /// The root the audit path leads to; must equal the chained block header's root.
+    pub merkle_root: String,
+    pub block_seq: u64,
+    pub block_hash: Option<String>,
+    /// The chained header of the block, as stored in the chain.
+    pub block: Option<BlockHeader>,
+    /// The next block's `prev_hash` names this block (or this block is the head).
+    pub linked_in_chain: bool,
+    pub faults: Vec<String>,
+    pub verified: bool,
+}
+
+/// Where an archived record's file stands.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ArchivedNotice {
+    pub record_id: String,
+    pub file_key: String,
+    pub storage_class: String,
+    /// `restore requested` (this lookup asked), `restore in progress`.
+    pub status: String,
+    pub retry_after: Timestamp,
+}
+
+/// The result of looking up one record id.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+// A lookup answers one of these at a time; boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+pub enum Lookup {
+    Found(Found),
+    /// Archived; a restore was requested or is running.
+    Archived(ArchivedNotice),
+    /// Accepted by ingest but not yet indexed (its block may still be in flight).
+    Pending {
+        record_id: String,
+    },
+    NotFound {
+        record_id: String,
+    },
+}
+
+/// Cost of a lookup, for the benchmark and the budget (≤ 1 index read for the pointer, ≤ 3
+/// ranged GETs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReadCost {
+    pub index_reads: u32,
+    pub ranged_gets: u32,
+    pub bytes_read: u64,
+}
+
+/// A file's parsed footer and the tail bytes read with it (small files arrive whole).
+#[derive(Clone)]
+struct Footer {
+    total: u64,
+    meta: parquet::arrow::arrow_reader::ArrowReaderMetadata,
+    tail_start: u64,
+    tail: bytes::Bytes,
+}
+
+/// Reads rows of journal files by ranged GETs, caching footers within one request.
+pub struct RowReader<'a, S> {
+    store: &'a S,
+    footers: HashMap<String, Footer>,
+    groups: HashMap<(String, usize), std::sync::Arc<Vec<JournalRow>>>,
+    pub cost: ReadCost,
+}
+
+impl<'a, S: RangedObjectStore> RowReader<'a, S> {
+    pub fn new(store: &'a S) -> Self {
+        Self {
+            store,
+            footers: HashMap::new(),
+            groups: HashMap::new(),
+            cost: ReadCost::default(),
+        }
+    }
+
+    async fn suffix(&mut self, key: &str) -> Result<(u64, bytes::Bytes), ReadError> {
+        let s = self.store.get_suffix(key, FOOTER_PROBE_BYTES).await?;
+        self.cost.ranged_gets += 1;
+        self.cost.bytes_read += s.bytes.len() as u64;
+        Ok((s.total_size, s.bytes))
+    }
+
+    async fn range(
+        &mut self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<bytes::Bytes, ReadError> {
+        let b = self.store.get_range(key, range).await?;
+        self.cost.ranged_gets += 1;
+        self.cost.bytes_read += b.len() as u64;
+        Ok(b)
+    }
+
+    /// The rows of one row group (footer GET, maybe one more for a large footer, then one GET
+    /// of the row group's byte range).
+    pub async fn row_group(
+        &mut self,
+        file_key: &str,
+        row_group: usize,
+    ) -> Result<std::sync::Arc<Vec<JournalRow>>, RowReadError> {
+        if let Some(rows) = self.groups.get(&(file_key.to_string(), row_group)) {
+            return Ok(rows.clone());
+        }
+        if !self.footers.contains_key(file_key) {
+            let (total, suffix) = self.suffix(file_key).await?;
+            let meta_range = metadata_range(&suffix, total).map_err(|e| file_err(file_key, e))?;
+            let suffix_start = total - suffix.len() as u64;
+            let metadata = if meta_range.start >= suffix_start {
+                let from = (meta_range.start - suffix_start) as usize;
+                let to = (meta_range.end - suffix_start) as usize;
+                suffix.slice(from..to)
+            } else {
+                let mut head = self
+                    .range(file_key, meta_range.start..suffix_start)
+                    .await?
+                    .to_vec();
+                head.extend_from_slice(&suffix[..(meta_range.end - suffix_start) as usize]);
+                bytes::Bytes::from(head)
+            };
+            let meta = decode_footer(&metadata).map_err(|e| file_err(file_key, e))?;
+            self.footers.insert(
+                file_key.to_string(),
+                Footer {
+                    total,
+                    meta,
+                    tail_start: suffix_start,
+                    tail: suffix,
+                },
+            );
+        }
+        let footer = self.footers[file_key].clone();
+        let range = row_group_range(footer.meta.metadata(), row_group)
+            .map_err(|e| file_err(file_key, e))?;
+        // A row group inside the tail already read costs no second GET.
+        let part = if range.start >= footer.tail_start {
+            (footer.tail_start, footer.tail.clone())
+        } else {
+            (range.start, self.range(file_key, range.clone()).await?)
+        };
+        let parts = FileParts::new(footer.total, vec![part]);
+        let rows = decode_row_group_parts(&footer.meta, parts, row_group)
+            .map_err(|e| file_err(file_key, e))?;
+        let rows = std::sync::Arc::new(rows);
+        self.groups
+            .insert((file_key.to_string(), row_group), rows.clone());
+        Ok(rows)
+    }
+
+    /// Row groups in the file (reads the footer if not cached).
+    pub async fn row_group_count(&mut self, file_key: &str) -> Result<usize, RowReadError> {
+        if !self.footers.contains_key(file_key) {
+            // Reading row group 0 loads the footer; files always have at least one.
+            self.row_group(file_key, 0).await?;
+        }
+        Ok(self.footers[file_key].meta.metadata().num_row_groups())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RowReadError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+}
+
+/// Looks up records and proves them against their blocks and the chain.
+pub struct Finder<'a, S, I> {
+    pub store: &'a S,
+    pub index: &'a I,
+}
+
+impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
+    pub fn new(store: &'a S, index: &'a I) -> Self {
+        Self { store, index }
+    }
+
+    /// One record by id: 1 index read, ≤ 3 ranged GETs, plus one chain read for the proof.
+    pub async fn by_id(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        tenant_id: &str,
+        record_id: &str,
+        now: Timestamp,
+    ) -> Result<Lookup, LookupError> {
+        reader.cost.index_reads += 1;
+        match self.index.get_pointer(tenant_id, record_id).await? {
+            None => Ok(Lookup::NotFound {
+                record_id: record_id.to_string(),
+            }),
+            Some(IndexEntry::Claimed(_)) => Ok(Lookup::Pending {
+                record_id: record_id.to_string(),
+            }),
+            Some(IndexEntry::Indexed(p)) => self.at_pointer(reader, &p, now).await,
+        }
+    }
+
+    /// The record a pointer names, proven.
+    pub async fn at_pointer(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        p: &Pointer,
+        now: Timestamp,
+    ) -> Result<Lookup, LookupError> {
+        let rows = match reader.row_group(&p.file_key, p.row_group as usize).await {
+            Ok(rows) => rows,
+            Err(RowReadError::Read(ReadError::Archived { storage_class, .. })) => {
+                return self.archived(p, storage_class, now).await;
+            }
+            Err(RowReadError::Read(ReadError::NotFound { key })) => {
+                return Err(file_err(
+                    &key,
+                    "named by the index but missing from storage",
+                ));
+            }
+            Err(RowReadError::Read(ReadError::Port(e))) => return Err(e.into()),
+            Err(RowReadError::Lookup(e)) => return Err(e),
+        };
+        let row = rows
+            .get(p.row as usize)
+            .ok_or_else(|| LookupError::IndexMismatch {
+                record_id: p.record_id.clone(),
+                file_key: p.file_key.clone(),
+                row_group: p.row_group,
+                row: p.row,
+                found: format!("the row group has {} rows", rows.len()),
+            })?;
+        if row.record.record_id() != p.record_id || row.block_id != p.block_id {
+            return Err(LookupError::IndexMismatch {
+                record_id: p.record_id.clone(),
+                file_key: p.file_key.clone(),
+                row_group: p.row_group,
+                row: p.row,
+                found: format!(
+                    "that row is {} of block {}",
+                    row.record.record_id(),
+                    row.block_id
+                ),
+            });
+        }
+        // The block's leaves: all in this row group for ingest files; compacted files may
+        // spread a block over row groups, which are then read too.
+        let mut leaves: Vec<(u32, [u8; 32])> = rows
+            .iter()
+            .filter(|r| r.block_id == p.block_id)
+            .map(|r| (r.leaf_index, r.leaf_hash))
+            .collect();
+        reader.cost.index_reads += 1;
+        let headers = self
+            .index
+            .list_blocks_between(&p.tenant_id, p.seq, p.seq + 1)
+            .await?;
+        let header = headers.iter().find(|h| h.seq == p.seq).cloned();
+        let expected = header.as_ref().map_or(0, |h| h.count);
+        if (leaves.len() as u64) < expected {
+            let groups = reader
+                .row_group_count(&p.file_key)
+                .await
+                .map_err(|e| file_err(&p.file_key, e))?;
+            for g in (0..groups).filter(|g| *g != p.row_group as usize) {
+                let more = reader
+                    .row_group(&p.file_key, g)
+                    .await
+                    .map_err(|e| file_err(&p.file_key, e))?;
+                leaves.extend(
+                    more.iter()
+                        .filter(|r| r.block_id == p.block_id)
+                        .map(|r| (r.leaf_index, r.leaf_hash)),
+                );
+            }
+        }
+        leaves.sort_by_key(|(i, _)| *i);
+        let next = headers.iter().find(|h| h.seq == p.seq + 1);
+        let proof = prove(row, &leaves, header, next);
+        Ok(Lookup::Found(Found {
+            record: row.record.clone(),
+            features_sealed: row.features_sealed.clone(),
+            file_key: p.file_key.clone(),
+            row_group: p.row_group,
+            row: p.row,
+            proof,
+        }))
+    }
+
+    /// Every indexed record of a subject with `from <= occurred_at < to` (at most `limit`).
+    pub async fn by_subject(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        tenant_id: &str,
+        subject_ref: &str,
+        range: (Timestamp, Timestamp),
+        limit: usize,
+    ) -> Result<Vec<Lookup>, LookupError> {
+        reader.cost.index_reads += 1;
+        let pointers = self
+            .index
+            .query_subject(tenant_id, subject_ref, range.0, range.1)
+            .await?;
+        self.all(reader, pointers, limit, range.1).await
+    }
+
+    /// Every indexed decision of a model version with `from <= occurred_at < to`.
+    pub async fn by_model(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        tenant_id: &str,
+        model: (&str, &str),
+        range: (Timestamp, Timestamp),
+        limit: usize,
+    ) -> Result<Vec<Lookup>, LookupError> {
+        reader.cost.index_reads += 1;
+        let pointers = self
+            .index
+            .query_model(tenant_id, model.0, model.1, range.0, range.1)
+            .await?;
+        self.all(reader, pointers, limit, range.1).await
+    }
+
+    /// The outcomes and reviews that refer to a decision, oldest first.
+    pub async fn linked(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        tenant_id: &str,
+        decision_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Lookup>, LookupError> {
+        reader.cost.index_reads += 1;
+        let pointers = self.index.query_refs(tenant_id, decision_id).await?;
+        self.all(reader, pointers, usize::MAX, now).await
+    }
+
+    async fn all(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        pointers: Vec<Pointer>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Lookup>, LookupError> {
+        let mut out = Vec::with_capacity(pointers.len().min(limit));
+        for p in pointers.iter().take(limit) {
+            out.push(self.at_pointer(reader, p, now).await?);
+        }
+        Ok(out)
+    }
+
+    async fn archived(
+        &self,
+        p: &Pointer,
+        storage_class: String,
+        now: Timestamp,
+    ) -> Result<Lookup, LookupError> {
+        let status = self.store.object_status(&p.file_key).await?;
+        let running = matches!(
+            status.as_ref().map(|s| &s.archive),
+            Some(ArchiveState::Restoring)
+        );
+        if !running {
+            self.store
+                .request_restore(&p.file_key, RESTORE_DAYS)
+                .await?;
+        }
+        let hours = if storage_class == "DEEP_ARCHIVE" {
+            DEEP_ARCHIVE_RESTORE_HOURS
+        } else {
+            RESTORE_HOURS
+        };
+        Ok(Lookup::Archived(ArchivedNotice {
+            record_id: p.record_id.clone(),
+            file_key: p.file_key.clone(),
+            storage_class,
+            status: if running {
+                "restore in progress".into()
+            } else {
+                "restore requested".into()
+            },
+            retry_after: Timestamp::from_millis(now.millis() + hours * 3_600_000).unwrap_or(now),
+        }))
+    }
+}
+
+/// Checks one row against its block's leaves and chained header.
+pub fn prove(
+    row: &JournalRow,
+    leaves: &[(u32, [u8; 32])],
+    header: Option<BlockHeader>,
+    next: Option<&BlockHeader>,
+) -> Proof {
+    let mut faults = Vec::new();
+    let recomputed = match row.record.canonical_bytes() {
+        Ok(bytes) => leaf_hash(&row.salt, &bytes),
+        Err(e) => {
+            faults.push(format!("row cannot be canonicalized: {e}"));
+            [0u8; 32]
+        }
+    };
+    let leaf_matches_row = recomputed == row.leaf_hash;
+    if !leaf_matches_row {
+        faults.push(format!(
+            "altered row: leaf recomputed from the row is {} but the stored leaf is {}",
+            hex::encode(recomputed),
+            hex::encode(row.leaf_hash)
+        ));
+    }
+    let hashes: Vec<[u8; 32]> = leaves.iter().map(|(_, h)| *h).collect();
+    let contiguous = leaves
+        .iter()
+        .enumerate()
+        .all(|(i, (li, _))| *li as usize == i);
+    if !contiguous {
+        faults.push("the block's rows in the file do not have leaf indexes 0..n".into());
+    }
+    let index = row.leaf_index as usize;
+    let path = inclusion_proof(&hashes, index).unwrap_or_default();
+    let root = merkle_root(&hashes);
+    let seq = header.as_ref().map_or(0, |h| h.seq);
+    let mut linked = false;
+    let mut block_hash = None;
+    match &header {
+        None => faults.push("missing block: the chain has no header for this block".into()),
+        Some(h) => {
+            if h.block_id != row.block_id {
+                faults.push(format!(
+                    "substituted block: chain seq {} is block {}, the row says {}",
+                    h.seq, h.block_id, row.block_id
+                ));
+            }
+            if h.count != hashes.len() as u64 {
+                faults.push(format!(
+                    "missing rows: the header counts {} rows, the file holds {}",
+                    h.count,
+                    hashes.len()
+                ));
+            }
+            let chained_root = hex::decode(&h.merkle_root).ok();
+            let ok = chained_root.as_deref() == Some(root.as_slice())
+                && verify_inclusion(
+                    &row.leaf_hash,
+                    index as u64,
+                    hashes.len() as u64,
+                    &path,
+                    &root,
+                );
+            if !ok {
+                faults.push(format!(
+                    "root mismatch: the file's leaves give {} but the chained header says {}",
+                    hex::encode(root),
+                    h.merkle_root
+                ));
+            }
+            let hash = h.block_hash();
+            linked = match next {
+                None => true,
+                Some(n) => n.prev_hash == hash,
+            };
+            if !linked {
+                faults.push(format!(
+                    "broken link: block {} hashes to {hash} but block {} names {}",
+                    h.seq,
+                    h.seq + 1,
+                    next.map_or("", |n| n.prev_hash.as_str())
+                ));
+            }
+            block_hash = Some(hash);
+        }
+    }
+    Proof {
+        leaf_hash: hex::encode(recomputed),
+        leaf_matches_row,
+        leaf_index: row.leaf_index,
+        block_size: hashes.len() as u64,
+        audit_path: path.iter().map(hex::encode).collect(),
+        merkle_root: hex::encode(root),
+        block_seq: seq,
+        block_hash,
+        block: header,
+        linked_in_chain: linked,
+        verified: faults.is_empty(),
+        faults,
+    }
+}

@@ -1,0 +1,13 @@
+//! Replay: lookups with proofs, re-execution, what-if, and the access journal.
+//!
+//! A lookup reads one pointer from the index, then the Parquet footer and the one row group
+//! that holds the row with ranged GETs ([`lookup::RowReader`]), and proves the row: leaf hash
+//! recomputed, Merkle audit path to the block root, root equal to the chained header's, header
+//! linked to the next block.
+
+pub mod lookup;
+
+#[cfg(test)]
+mod tests;
+
+pub use lookup::{Finder, Found, Lookup, LookupError, Proof, ReadCost, RowReader};
