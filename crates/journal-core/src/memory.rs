@@ -212,6 +212,13 @@ impl MemoryIndex {
             .collect()
     }
 
+    /// Indexed pointers matching `keep`, oldest first, as the GSI timelines return them.
+    fn timeline(&self, keep: impl Fn(&Pointer) -> bool) -> Vec<Pointer> {
+        let mut out: Vec<Pointer> = self.pointers().into_iter().filter(|p| keep(p)).collect();
+        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
+        out
+    }
+
     pub fn manifest_entries(&self) -> Vec<ManifestEntry> {
         lock(&self.state).manifest.values().cloned().collect()
     }
@@ -381,18 +388,12 @@ impl JournalIndex for MemoryIndex {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Pointer>, PortError> {
-        let mut out: Vec<Pointer> = self
-            .pointers()
-            .into_iter()
-            .filter(|p| {
-                p.tenant_id == tenant_id
-                    && p.subject_ref.as_deref() == Some(subject_ref)
-                    && p.occurred_at >= from
-                    && p.occurred_at < to
-            })
-            .collect();
-        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
-        Ok(out)
+        Ok(self.timeline(|p| {
+            p.tenant_id == tenant_id
+                && p.subject_ref.as_deref() == Some(subject_ref)
+                && p.occurred_at >= from
+                && p.occurred_at < to
+        }))
     }
 
     async fn query_model(
@@ -403,19 +404,13 @@ impl JournalIndex for MemoryIndex {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Pointer>, PortError> {
-        let mut out: Vec<Pointer> = self
-            .pointers()
-            .into_iter()
-            .filter(|p| {
-                p.tenant_id == tenant_id
-                    && p.model_name.as_deref() == Some(model_name)
-                    && p.model_version.as_deref() == Some(model_version)
-                    && p.occurred_at >= from
-                    && p.occurred_at < to
-            })
-            .collect();
-        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
-        Ok(out)
+        Ok(self.timeline(|p| {
+            p.tenant_id == tenant_id
+                && p.model_name.as_deref() == Some(model_name)
+                && p.model_version.as_deref() == Some(model_version)
+                && p.occurred_at >= from
+                && p.occurred_at < to
+        }))
     }
 
     async fn query_refs(
@@ -423,13 +418,8 @@ impl JournalIndex for MemoryIndex {
         tenant_id: &str,
         decision_id: &str,
     ) -> Result<Vec<Pointer>, PortError> {
-        let mut out: Vec<Pointer> = self
-            .pointers()
-            .into_iter()
-            .filter(|p| p.tenant_id == tenant_id && p.refers_to.as_deref() == Some(decision_id))
-            .collect();
-        out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
-        Ok(out)
+        Ok(self
+            .timeline(|p| p.tenant_id == tenant_id && p.refers_to.as_deref() == Some(decision_id)))
     }
 
     async fn list_blocks_between(

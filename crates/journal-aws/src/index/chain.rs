@@ -200,23 +200,14 @@ pub(super) async fn list_blocks(
     ix: &DynamoIndex,
     chain_id: &str,
 ) -> Result<Vec<BlockHeader>, PortError> {
-    const OP: &str = "list blocks";
-    let pk = layout::chain_pk(chain_id);
-    let query = ix
-        .client
-        .query()
-        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-        .expression_attribute_names("#pk", PK)
-        .expression_attribute_names("#sk", SK)
-        .expression_attribute_values(":pk", s(&pk))
-        .expression_attribute_values(":prefix", s(BLOCK_SK_PREFIX))
-        .consistent_read(true)
-        .scan_index_forward(true);
-    ix.query_all(OP, &pk, query)
-        .await?
-        .iter()
-        .map(|item| items::block_header(item).map_err(|e| e.at(OP, item)))
-        .collect()
+    query_blocks(
+        ix,
+        "list blocks",
+        chain_id,
+        "begins_with(#sk, :prefix)",
+        &[(":prefix", BLOCK_SK_PREFIX.to_string())],
+    )
+    .await
 }
 
 /// Block headers with `from_seq <= seq <= to_seq` (one Query on the sort-key range).
@@ -227,25 +218,46 @@ pub(super) async fn list_blocks_between(
     from_seq: u64,
     to_seq: u64,
 ) -> Result<Vec<BlockHeader>, PortError> {
-    const OP: &str = "list blocks between";
     if from_seq > to_seq {
         return Ok(Vec::new());
     }
+    query_blocks(
+        ix,
+        "list blocks between",
+        chain_id,
+        "#sk BETWEEN :from AND :to",
+        &[
+            (":from", layout::block_sk(from_seq)),
+            (":to", layout::block_sk(to_seq)),
+        ],
+    )
+    .await
+}
+
+/// The block headers of a chain whose sort key meets `sk_condition`, by seq.
+async fn query_blocks(
+    ix: &DynamoIndex,
+    op: &str,
+    chain_id: &str,
+    sk_condition: &str,
+    values: &[(&str, String)],
+) -> Result<Vec<BlockHeader>, PortError> {
     let pk = layout::chain_pk(chain_id);
-    let query = ix
+    let mut query = ix
         .client
         .query()
-        .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+        .key_condition_expression(format!("#pk = :pk AND {sk_condition}"))
         .expression_attribute_names("#pk", PK)
         .expression_attribute_names("#sk", SK)
         .expression_attribute_values(":pk", s(&pk))
-        .expression_attribute_values(":from", s(layout::block_sk(from_seq)))
-        .expression_attribute_values(":to", s(layout::block_sk(to_seq)))
         .consistent_read(true)
         .scan_index_forward(true);
-    ix.query_all(OP, &pk, query)
+    for (name, value) in values {
+        query = query.expression_attribute_values(*name, s(value));
+    }
+    ix.query_all(op, &pk, query)
         .await?
         .iter()
-        .map(|item| items::block_header(item).map_err(|e| e.at(OP, item)))
+        .map(|item| items::block_header(item).map_err(|e| e.at(op, item)))
         .collect()
 }
