@@ -2,8 +2,10 @@
 //! from `infra/`, a stand-in for the SQS event source mapping, and readers that check the journal
 //! from the outside (pyarrow, DuckDB).
 
+pub mod emulator;
 pub mod harness;
 pub mod poller;
 pub mod stack;
+pub mod tamper_tools;
 
 pub use harness::TestJournal;

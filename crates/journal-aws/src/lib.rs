@@ -13,6 +13,7 @@
 pub mod checkpoints;
 mod clients;
 mod errors;
+pub mod identity;
 mod index;
 mod rejects;
 mod retry;

@@ -9,6 +9,13 @@
 //! canonicalize and leaf-hash each record, build the Arrow batch, write Parquet with ZSTD and
 //! bloom filters, and compute the Merkle root — on the synthetic mix (~800-byte records), in
 //! blocks the size of a busy invocation.
+//!
+//! `--replay` (`--records` 20000, `--block`, `--lookups` 2000, `--rounds`,
+//! `--compacted-row-group`): the cost of one lookup by decision id and the speed of full chain
+//! verification, instead of `ingest`; see [`replay`].
+
+mod block_on;
+mod replay;
 
 use std::time::Instant;
 
@@ -33,9 +40,19 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() {
-    let records = arg("--records", 200_000);
     let block = arg("--block", 2_000);
     let rounds = arg("--rounds", 3);
+    if std::env::args().any(|a| a == "--replay") {
+        replay::run(&replay::Options {
+            records: arg("--records", 20_000),
+            block,
+            lookups: arg("--lookups", 2_000),
+            rounds,
+            compacted_row_group: arg("--compacted-row-group", block),
+        });
+        return;
+    }
+    let records = arg("--records", 200_000);
     let zstd_level = arg("--zstd-level", WriterConfig::default().zstd_level as usize) as i32;
     bench_ingest(records, block, rounds, zstd_level);
 }

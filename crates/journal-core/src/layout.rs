@@ -57,6 +57,11 @@ pub fn model_pk(tenant_id: &str, model: &str, version: &str) -> String {
     format!("M#{tenant_id}#{model}#{version}")
 }
 
+/// The access journal's timeline (kept on the `by_model` GSI: access records have no model).
+pub fn access_pk(tenant_id: &str) -> String {
+    format!("A#{tenant_id}")
+}
+
 pub fn ref_pk(tenant_id: &str, decision_id: &str) -> String {
     format!("R#{tenant_id}#{decision_id}")
 }

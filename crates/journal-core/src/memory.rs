@@ -413,6 +413,20 @@ impl JournalIndex for MemoryIndex {
         }))
     }
 
+    async fn query_access(
+        &self,
+        tenant_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        Ok(self.timeline(|p| {
+            p.tenant_id == tenant_id
+                && p.kind == "access"
+                && p.occurred_at >= from
+                && p.occurred_at < to
+        }))
+    }
+
     async fn query_refs(
         &self,
         tenant_id: &str,

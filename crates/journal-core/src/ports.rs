@@ -352,6 +352,14 @@ pub trait JournalIndex: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
+    /// Access records (reads journaled by the replay function) with `from <= occurred_at <
+    /// to`, oldest first.
+    fn query_access(
+        &self,
+        tenant_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
     /// Outcomes and reviews that refer to `decision_id`, oldest first.
     fn query_refs(
         &self,

@@ -19,6 +19,10 @@ pub enum Kind {
     Decision,
     Outcome,
     Review,
+    /// A read of the journal (lookup, query, verify, what-if, export), written by the replay
+    /// function itself: `decision_id` holds the access id, `caller.principal` the reader and
+    /// `context` the [`AccessEvent`](crate::access::AccessEvent). Producers cannot send it.
+    Access,
 }
 
 impl Kind {
@@ -27,6 +31,7 @@ impl Kind {
             Kind::Decision => "decision",
             Kind::Outcome => "outcome",
             Kind::Review => "review",
+            Kind::Access => "access",
         }
     }
 }
@@ -249,7 +254,7 @@ impl Record {
     /// The idempotency key of this record, whatever its kind.
     pub fn record_id(&self) -> &str {
         match self.kind {
-            Kind::Decision => &self.decision_id,
+            Kind::Decision | Kind::Access => &self.decision_id,
             Kind::Outcome => self.outcome_id.as_deref().unwrap_or(&self.decision_id),
             Kind::Review => self.review_id.as_deref().unwrap_or(&self.decision_id),
         }
@@ -258,8 +263,8 @@ impl Record {
     /// The decision an outcome or review refers to (None for decisions).
     pub fn refers_to(&self) -> Option<&str> {
         match self.kind {
-            Kind::Decision => None,
-            _ => Some(&self.decision_id),
+            Kind::Decision | Kind::Access => None,
+            Kind::Outcome | Kind::Review => Some(&self.decision_id),
         }
     }
 

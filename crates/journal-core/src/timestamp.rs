@@ -24,6 +24,11 @@ pub enum TimestampError {
 }
 
 impl Timestamp {
+    /// The earliest accepted instant (open range starts).
+    pub const MIN: Timestamp = Timestamp(MIN_MS);
+    /// The last accepted instant (open range ends).
+    pub const MAX: Timestamp = Timestamp(MAX_MS - 1);
+
     pub fn from_millis(ms: i64) -> Result<Self, TimestampError> {
         if (MIN_MS..MAX_MS).contains(&ms) {
             Ok(Self(ms))

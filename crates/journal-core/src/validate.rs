@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_steps: usize,
     /// How far in the future `occurred_at` may be, for producer clock skew.
     pub max_future_skew_ms: i64,
+    /// Accept `access` records: true only for the replay function's own access journal, so a
+    /// producer cannot forge reads into it through the queue.
+    pub accept_access: bool,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             max_outputs: 32,
             max_steps: 64,
             max_future_skew_ms: 5 * 60 * 1000,
+            accept_access: false,
         }
     }
 }
@@ -284,7 +288,16 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
     }
     set_by_ingest("received_at", r.received_at.is_some())?;
     set_by_ingest("subject_ref", r.subject_ref.is_some())?;
+    if r.kind == Kind::Access && !limits.accept_access {
+        return Err(Rejection::field(
+            "kind",
+            "access records are written by the replay function only; producers cannot send them",
+        ));
+    }
     check_kind_shape(r)?;
+    if r.kind == Kind::Access {
+        crate::access::AccessEvent::from_record(r).map_err(|e| Rejection::field("context", e))?;
+    }
     if let Some(id) = &r.outcome_id {
         v.id("outcome_id", id, 128)?;
     }
@@ -298,7 +311,9 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
                 "must name a principal or a service (an empty object is not allowed)",
             ));
         }
-        v.opt_short("caller.principal", &c.principal)?;
+        // IAM ARNs carry a path (up to 512 characters for users); a short-string cap would
+        // refuse such callers' records, and the access journal must take every caller.
+        v.opt_text("caller.principal", &c.principal)?;
         v.opt_short("caller.service", &c.service)?;
     }
     if let Some(s) = &r.subject {
@@ -491,6 +506,19 @@ fn check_kind_shape(r: &Record) -> Result<(), Rejection> {
             need("outcome", r.outcome.is_some())?;
             forbid("review_id", r.review_id.is_some())?;
             forbid("review", r.review.is_some())?;
+            forbid_decision_fields(r, forbid)
+        }
+        Kind::Access => {
+            need(
+                "caller",
+                r.caller.as_ref().is_some_and(|c| c.principal.is_some()),
+            )?;
+            need("context", r.context.is_some())?;
+            forbid("outcome_id", r.outcome_id.is_some())?;
+            forbid("review_id", r.review_id.is_some())?;
+            forbid("outcome", r.outcome.is_some())?;
+            forbid("review", r.review.is_some())?;
+            forbid("subject", r.subject.is_some())?;
             forbid_decision_fields(r, forbid)
         }
         Kind::Review => {

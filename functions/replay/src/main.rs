@@ -1,1 +1,34 @@
-fn main() {}
+use journal_aws::AwsClients;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use replay::{build_deps, function_handler, Config, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let deps = match start().await {
+        Ok(deps) => deps,
+        Err(e) => {
+            tracing::error!(error = %e, "replay cannot start");
+            return Err(e.to_string().into());
+        }
+    };
+    run(service_fn(|event: LambdaEvent<_>| {
+        function_handler(event, &deps)
+    }))
+    .await
+}
+
+/// Reads and validates the configuration, builds the clients once, loads keys.
+async fn start() -> Result<Deps, replay::StartError> {
+    let config = Config::from_env()?;
+    let clients = AwsClients::from_env().await;
+    build_deps(&config, &clients).await
+}

@@ -205,7 +205,11 @@ pub(crate) fn pointer_item(p: &Pointer) -> Item {
         item.insert(GSI1PK.into(), s(layout::subject_pk(&p.tenant_id, subject)));
         item.insert(GSI1SK.into(), timeline());
     }
-    if let (Some(name), Some(version)) = (present(&p.model_name), present(&p.model_version)) {
+    if p.kind == "access" {
+        item.insert(GSI2PK.into(), s(layout::access_pk(&p.tenant_id)));
+        item.insert(GSI2SK.into(), timeline());
+    } else if let (Some(name), Some(version)) = (present(&p.model_name), present(&p.model_version))
+    {
         item.insert(
             GSI2PK.into(),
             s(layout::model_pk(&p.tenant_id, name, version)),

@@ -214,6 +214,18 @@ impl JournalIndex for DynamoIndex {
         claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
     }
 
+    /// Access records with `from <= occurred_at < to`, oldest first (GSI `by_model`, partition
+    /// `A#<tenant>`).
+    async fn query_access(
+        &self,
+        tenant_id: &str,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Pointer>, PortError> {
+        let pk = journal_core::layout::access_pk(tenant_id);
+        claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
+    }
+
     /// Outcomes and reviews that refer to `decision_id`, oldest first (GSI `by_ref`).
     async fn query_refs(
         &self,

@@ -8,6 +8,7 @@
 //! markers, and a list of every path that was redacted and why. The format and the rules are
 //! documented for people in `docs/access.md`.
 
+pub mod event;
 pub mod mask;
 pub mod pii;
 pub mod roles;
@@ -16,6 +17,7 @@ pub mod scrub;
 #[cfg(test)]
 mod tests;
 
+pub use event::{AccessEvent, MAX_LISTED_READS};
 pub use mask::{mask_record, Masked, Reason, Redaction, REDACTED};
 pub use pii::{PiiFields, PiiPath};
 pub use roles::{AccessPolicy, PolicyError, PolicyProblem, Role, RoleGrant, POLICY_VERSION};

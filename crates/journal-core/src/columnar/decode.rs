@@ -435,7 +435,7 @@ impl<'a> Cols<'a> {
     fn record(&self, at: At) -> Result<Record, CodecError> {
         let kind_text = at.req(self.kind, col::KIND)?;
         let kind = parse_enum(
-            &[Kind::Decision, Kind::Outcome, Kind::Review],
+            &[Kind::Decision, Kind::Outcome, Kind::Review, Kind::Access],
             Kind::as_str,
             kind_text,
         )

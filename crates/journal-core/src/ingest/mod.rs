@@ -654,7 +654,7 @@ fn is_array(body: &[u8]) -> bool {
 
 fn id_conflict(sealed: &SealedRecord) -> Rejection {
     let field = match sealed.record.kind {
-        crate::record::Kind::Decision => "decision_id",
+        crate::record::Kind::Decision | crate::record::Kind::Access => "decision_id",
         crate::record::Kind::Outcome => "outcome_id",
         crate::record::Kind::Review => "review_id",
     };

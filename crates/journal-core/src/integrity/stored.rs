@@ -1,8 +1,11 @@
 //! Verification of a chain as storage holds it: headers and head from the index, each block's
 //! rows read back from its file.
 
-use super::verify::{verify_block, verify_chain, VerifyReport};
-use crate::columnar::{self, CodecError};
+use sha2::{Digest, Sha256};
+
+use super::chain::BlockHeader;
+use super::verify::{verify_block, verify_chain, Fault, VerifyReport};
+use crate::columnar::{self, CodecError, JournalRow};
 use crate::ports::{JournalIndex, ObjectStore, PortError};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +20,72 @@ pub enum StoredVerifyError {
     },
 }
 
+/// A block's file as read back from storage.
+#[derive(Debug)]
+pub enum StoredFile {
+    /// No object at the header's `file_key`.
+    Missing,
+    /// The object exists but is not a journal Parquet file.
+    Unreadable { sha256: String, error: CodecError },
+    /// The decoded rows, in physical order, and the hex SHA-256 of the object's bytes.
+    Rows {
+        sha256: String,
+        rows: Vec<JournalRow>,
+    },
+}
+
+/// Reads and decodes the file a header names (one whole-object GET).
+pub async fn read_block_file<S: ObjectStore>(
+    store: &S,
+    header: &BlockHeader,
+) -> Result<StoredFile, PortError> {
+    let Some(bytes) = store.get_object(&header.file_key).await? else {
+        return Ok(StoredFile::Missing);
+    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    Ok(match columnar::decode_file(bytes) {
+        Ok(rows) => StoredFile::Rows { sha256, rows },
+        Err(error) => StoredFile::Unreadable { sha256, error },
+    })
+}
+
+/// Everything wrong with one block's stored file: the rows against the header
+/// ([`verify_block`]), the file's bytes against the SHA-256 ingest sealed into the header
+/// ([`Fault::FileChanged`]), and a file that does not decode ([`Fault::UnreadableFile`]).
+/// Returns the faults and the number of rows read.
+pub fn check_block_file(header: &BlockHeader, file: &StoredFile) -> (Vec<Fault>, u64) {
+    let (sha256, rows) = match file {
+        StoredFile::Missing => return (verify_block(header, None), 0),
+        StoredFile::Unreadable { sha256, error } => {
+            let mut faults = vec![Fault::UnreadableFile {
+                seq: header.seq,
+                block_id: header.block_id.clone(),
+                file_key: header.file_key.clone(),
+                reason: error.to_string(),
+            }];
+            faults.extend(file_changed(header, sha256));
+            return (faults, 0);
+        }
+        StoredFile::Rows { sha256, rows } => (sha256, rows),
+    };
+    let mut faults = verify_block(header, Some(rows));
+    faults.extend(file_changed(header, sha256));
+    (faults, rows.len() as u64)
+}
+
+fn file_changed(header: &BlockHeader, sha256: &str) -> Option<Fault> {
+    (sha256 != header.file_sha256).then(|| Fault::FileChanged {
+        seq: header.seq,
+        file_key: header.file_key.clone(),
+        expected_sha256: header.file_sha256.clone(),
+        found_sha256: sha256.to_string(),
+    })
+}
+
 /// Verifies every stored block of `chain_id` and the links between them.
+///
+/// Checks the rows of each file against its header (not the file's bytes against
+/// `file_sha256`; [`check_block_file`] does both) and fails on a file that does not decode.
 pub async fn verify_stored_chain<I: JournalIndex, S: ObjectStore>(
     index: &I,
     store: &S,
@@ -32,15 +100,16 @@ pub async fn verify_stored_chain<I: JournalIndex, S: ObjectStore>(
         ..VerifyReport::default()
     };
     for header in &blocks {
-        let rows = match store.get_object(&header.file_key).await? {
-            Some(bytes) => Some(columnar::decode_file(bytes).map_err(|source| {
-                StoredVerifyError::Unreadable {
+        let rows = match read_block_file(store, header).await? {
+            StoredFile::Missing => None,
+            StoredFile::Unreadable { error, .. } => {
+                return Err(StoredVerifyError::Unreadable {
                     seq: header.seq,
                     file_key: header.file_key.clone(),
-                    source,
-                }
-            })?),
-            None => None,
+                    source: error,
+                })
+            }
+            StoredFile::Rows { rows, .. } => Some(rows),
         };
         report.rows_checked += rows.as_ref().map_or(0, |r| r.len() as u64);
         report.faults.extend(verify_block(header, rows.as_deref()));

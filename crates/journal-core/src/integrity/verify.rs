@@ -48,7 +48,15 @@ pub enum Fault {
         block_id: String,
         file_key: String,
     },
-    /// The file at the block's key is not the file ingest wrote (different bytes).
+    /// The file at the block's key does not decode as a journal Parquet file.
+    UnreadableFile {
+        seq: u64,
+        block_id: String,
+        file_key: String,
+        reason: String,
+    },
+    /// The file at the block's key is not the file ingest wrote (different bytes): rewritten
+    /// (rows altered, dropped or reordered) or substituted.
     FileChanged {
         seq: u64,
         file_key: String,
@@ -141,9 +149,13 @@ impl fmt::Display for Fault {
             MissingFile { seq, block_id, file_key } => {
                 write!(f, "block {seq} ({block_id}): file {file_key} is missing")
             }
+            UnreadableFile { seq, block_id, file_key, reason } => write!(
+                f,
+                "block {seq} ({block_id}): file {file_key} is not a readable journal file: {reason}"
+            ),
             FileChanged { seq, file_key, expected_sha256, found_sha256 } => write!(
                 f,
-                "block {seq}: file {file_key} has sha256 {found_sha256}, ingest wrote {expected_sha256} (substituted file)"
+                "block {seq}: file {file_key} has sha256 {found_sha256}, ingest wrote {expected_sha256} (file rewritten or substituted)"
             ),
             ForeignRow { seq, block_id, record_id, row_block_id } => write!(
                 f,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::columnar::ranged::{
     decode_footer, decode_row_group_parts, metadata_range, row_group_range, FileParts,
@@ -62,7 +62,7 @@ pub struct Found {
 
 /// What was checked about one record and with what result. `verified` is true only when every
 /// check passed; `faults` names each one that did not.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Proof {
     /// Leaf hash recomputed from the row's canonical bytes and salt (hex).
     pub leaf_hash: String,
@@ -85,7 +85,7 @@ pub struct Proof {
 }
 
 /// Where an archived record's file stands.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ArchivedNotice {
     pub record_id: String,
     pub file_key: String,
@@ -115,7 +115,7 @@ pub enum Lookup {
 
 /// Cost of a lookup, for the benchmark and the budget (≤ 1 index read for the pointer, ≤ 3
 /// ranged GETs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadCost {
     pub index_reads: u32,
     pub ranged_gets: u32,

@@ -5,9 +5,19 @@
 //! recomputed, Merkle audit path to the block root, root equal to the chained header's, header
 //! linked to the next block.
 
+pub mod api;
+pub mod audit;
 pub mod lookup;
+mod range;
+mod reexec;
+pub mod service;
+mod views;
+mod whatif;
 
 #[cfg(test)]
 mod tests;
 
-pub use lookup::{Finder, Found, Lookup, LookupError, Proof, ReadCost, RowReader};
+pub use lookup::{ArchivedNotice, Finder, Found, Lookup, LookupError, Proof, ReadCost, RowReader};
+pub use reexec::LLM_NOT_RERUN;
+pub use service::{AccessRejects, Caller, ReplayService};
+pub use views::Cursor;

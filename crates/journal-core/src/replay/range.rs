@@ -1,0 +1,144 @@
+//! Every record of a tenant in a time range, block by block in chain order: the source of an
+//! auditor's report for a period. Blocks are chosen by the time span their header records, so
+//! only files that can hold rows of the range are read.
+
+use super::api::{Answer, RecordsPage, TimeRange};
+use super::lookup::{prove, Found, Lookup, RowReadError, RowReader, RESTORE_DAYS};
+use super::service::{bounds, page_size, Done, Failure, ReplayService};
+use super::views::record_view;
+use crate::access::Role;
+use crate::checkpoint::CheckpointStore;
+use crate::ports::{JournalIndex, RangedObjectStore, ReadError, SubjectKeyStore};
+use crate::record::Kind;
+use crate::timestamp::Timestamp;
+
+/// Where a range page ended: chain seq and leaf index of the last record returned.
+fn parse_cursor(text: &str) -> Result<(u64, u32), Failure> {
+    let bad = || Failure::bad_request(format!("cursor: {text:?} is not a cursor this API gave"));
+    let (seq, leaf) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        seq.parse().map_err(|_| bad())?,
+        leaf.parse().map_err(|_| bad())?,
+    ))
+}
+
+pub(super) async fn query_range<S, I, K, C>(
+    svc: &ReplayService<S, I, K, C>,
+    role: Role,
+    tenant: &str,
+    range: &TimeRange,
+    limit: Option<usize>,
+    cursor: Option<&str>,
+    now: Timestamp,
+) -> Result<Done, Failure>
+where
+    S: RangedObjectStore,
+    C: CheckpointStore,
+    I: JournalIndex,
+    K: SubjectKeyStore,
+{
+    let size = page_size(limit)?;
+    let after = cursor.map(parse_cursor).transpose()?;
+    let (from, to) = bounds(range, now);
+    let headers = svc.index().list_blocks(tenant).await?;
+    let coverage = svc.coverage(tenant).await;
+    let covered = coverage.as_ref().and_then(|c| c.covered_seq);
+    let pii = svc.policy.pii_for(tenant);
+    let mut reader = RowReader::new(svc.store());
+    let mut records = Vec::new();
+    let mut read = Vec::new();
+    let mut next_cursor = None;
+    'blocks: for (i, h) in headers.iter().enumerate() {
+        if h.last_occurred_at < from || h.first_occurred_at >= to {
+            continue;
+        }
+        if after.is_some_and(|(seq, _)| h.seq < seq) {
+            continue;
+        }
+        let groups = match reader.row_group_count(&h.file_key).await {
+            Ok(n) => n,
+            Err(RowReadError::Read(ReadError::Archived { storage_class, .. })) => {
+                // Ask for the file back now, so that retrying the page can succeed.
+                svc.store()
+                    .request_restore(&h.file_key, RESTORE_DAYS)
+                    .await?;
+                return Err(Failure::unavailable(format!(
+                    "block {} ({}) is archived in {storage_class}; restore requested; retry in \
+                     a few hours",
+                    h.seq, h.file_key
+                )));
+            }
+            Err(e) => {
+                return Err(Failure::unavailable(format!(
+                    "block {} ({}): {e}",
+                    h.seq, h.file_key
+                )))
+            }
+        };
+        let mut rows = Vec::new();
+        for g in 0..groups {
+            let group = reader
+                .row_group(&h.file_key, g)
+                .await
+                .map_err(|e| Failure::unavailable(format!("{} row group {g}: {e}", h.file_key)))?;
+            for (n, row) in group.iter().enumerate() {
+                if row.block_id == h.block_id {
+                    rows.push((g as u32, n as u32, row.clone()));
+                }
+            }
+        }
+        rows.sort_by_key(|(_, _, r)| r.leaf_index);
+        let leaves: Vec<(u32, [u8; 32])> = rows
+            .iter()
+            .map(|(_, _, r)| (r.leaf_index, r.leaf_hash))
+            .collect();
+        let next = headers.get(i + 1).filter(|n| n.seq == h.seq + 1);
+        for (g, n, row) in &rows {
+            let at = row.record.occurred_at;
+            if at < from || at >= to || row.record.kind == Kind::Access {
+                continue;
+            }
+            if after.is_some_and(|(seq, leaf)| h.seq == seq && row.leaf_index <= leaf) {
+                continue;
+            }
+            if records.len() == size {
+                next_cursor = read
+                    .last()
+                    .map(|_: &String| format!("{}:{}", last_seq(&records), last_leaf(&records)));
+                break 'blocks;
+            }
+            let found = Lookup::Found(Found {
+                record: row.record.clone(),
+                features_sealed: None,
+                file_key: h.file_key.clone(),
+                row_group: *g,
+                row: *n,
+                proof: prove(row, &leaves, Some(h.clone()), next),
+            });
+            read.push(row.record.record_id().to_string());
+            records.push(record_view(&found, role, &pii, covered));
+        }
+    }
+    Ok(Done::new(
+        Answer::Records(RecordsPage {
+            records,
+            next_cursor,
+            checkpoint: coverage,
+        }),
+        read,
+    ))
+}
+
+fn last_seq(records: &[super::api::RecordView]) -> u64 {
+    records
+        .last()
+        .and_then(|v| v.proof.as_ref())
+        .map_or(0, |p| p.block_seq)
+}
+
+fn last_leaf(records: &[super::api::RecordView]) -> u32 {
+    records
+        .last()
+        .and_then(|v| v.proof.as_ref())
+        .map_or(0, |p| p.leaf_index)
+}

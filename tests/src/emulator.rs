@@ -1,0 +1,133 @@
+//! The function binaries as real Lambda processes: `cargo lambda watch --only-lambda-apis`
+//! serves the Runtime and Invoke APIs, and the binary (built by cargo like any other) runs
+//! against them as it would on AWS.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::stack::repo_root;
+
+/// Name the emulator gives the function it serves in `--only-lambda-apis` mode.
+pub const FUNCTION_NAME: &str = "_";
+
+/// The directory holding the workspace's dev binaries (where this test binary's `deps/` is).
+pub fn bin_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .context("test binary has no target directory")
+}
+
+/// Builds the named binaries (dev profile, same target directory as the tests) and returns
+/// their paths.
+pub fn build_binaries(packages: &[&str]) -> Result<Vec<PathBuf>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(repo_root()).args(["build", "--locked"]);
+    for p in packages {
+        cmd.args(["-p", p]);
+    }
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build of {packages:?} failed: {status}");
+    }
+    let dir = bin_dir()?;
+    Ok(packages.iter().map(|p| dir.join(p)).collect())
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running runtime emulator and one function process attached to it. Both are killed on
+/// drop.
+pub struct Emulated {
+    emulator: Child,
+    function: Option<Child>,
+    pub port: u16,
+}
+
+impl Emulated {
+    /// Starts the emulator (cargo-lambda from the pinned venv) on a free port.
+    pub fn start() -> Result<Self> {
+        let venv = std::env::var_os("DJ_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".venv"));
+        let cargo_lambda = venv.join("bin/cargo-lambda");
+        if !cargo_lambda.exists() {
+            bail!(
+                "no cargo-lambda at {} — scripts/test.sh installs it into the venv",
+                cargo_lambda.display()
+            );
+        }
+        let port = free_port()?;
+        let emulator = Command::new(&cargo_lambda)
+            .current_dir(repo_root())
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", cargo_lambda.display()))?;
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed() > Duration::from_secs(60) {
+                bail!("runtime emulator did not listen on port {port} within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(Self {
+            emulator,
+            function: None,
+            port,
+        })
+    }
+
+    /// The Invoke API endpoint (what `dj --endpoint-url` takes).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `binary` as the function, with `env` on top of this process's environment.
+    pub fn run_function(&mut self, binary: &Path, env: &[(String, String)]) -> Result<()> {
+        let child = Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{}/.rt", self.port),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        self.function = Some(child);
+        Ok(())
+    }
+}
+
+impl Drop for Emulated {
+    fn drop(&mut self) {
+        if let Some(f) = &mut self.function {
+            let _ = f.kill();
+            let _ = f.wait();
+        }
+        let _ = self.emulator.kill();
+        let _ = self.emulator.wait();
+    }
+}
