@@ -248,6 +248,7 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
               "AWS::Partition": "aws", "AWS::StackName": stack["StackName"],
               "AWS::URLSuffix": "amazonaws.com"}
     refs: dict[str, str] = {}  # logical id -> what Ref returns, for skipped resources
+    arns: dict[str, str] = {}  # logical id -> what GetAtt Arn returns, for replaced resources
 
     for logical, res in (template.get("Resources") or {}).items():
         rtype = res.get("Type")
@@ -260,6 +261,10 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
                 session.client("dynamodb").update_continuous_backups(
                     TableName=physical[logical],
                     PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+        elif rtype == "AWS::KMS::Key" and logical in physical:
+            replaced = fix_kms_key(session.client("kms"), physical[logical], props)
+            if replaced:
+                refs[logical], arns[logical] = replaced
         elif rtype == "AWS::SecretsManager::Secret" and logical not in physical:
             refs[logical] = fix_secret(session.client("secretsmanager"), stack["StackName"], logical,
                                        props, params)
@@ -268,7 +273,30 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
         value = out.get("Value")
         if isinstance(value, dict) and value.get("Ref") in refs:
             outputs[key] = refs[value["Ref"]]
+        get_att = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+        if isinstance(get_att, list) and get_att[1:] == ["Arn"] and get_att[0] in arns:
+            outputs[key] = arns[get_att[0]]
     return outputs
+
+
+def fix_kms_key(kms, key_id: str, props: dict) -> tuple[str, str] | None:
+    """moto's CloudFormation creates every key symmetric: replace an asymmetric one by a key of
+    the template's spec and usage, and re-point the aliases that named it. Returns the new
+    (key id, ARN), or None when the key is already right."""
+    spec = props.get("KeySpec") or "SYMMETRIC_DEFAULT"
+    usage = props.get("KeyUsage") or "ENCRYPT_DECRYPT"
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    if meta.get("KeySpec", meta.get("CustomerMasterKeySpec")) == spec and meta.get("KeyUsage") == usage:
+        return None
+    description = props.get("Description") or ""
+    new = kms.create_key(KeySpec=spec, KeyUsage=usage,
+                         Description=description if isinstance(description, str) else "")["KeyMetadata"]
+    for page in kms.get_paginator("list_aliases").paginate(KeyId=meta["KeyId"]):
+        for alias in page["Aliases"]:
+            if alias.get("TargetKeyId") == meta["KeyId"]:
+                kms.update_alias(AliasName=alias["AliasName"], TargetKeyId=new["KeyId"])
+    log(f"moto fixup: key {key_id} is {meta.get('KeySpec')}; replaced by {spec} key {new['KeyId']}")
+    return new["KeyId"], new["Arn"]
 
 
 def fix_bucket(s3, bucket: str, props: dict) -> None:

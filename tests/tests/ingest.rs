@@ -11,19 +11,9 @@ use journal_core::ingest::IngestStep;
 use journal_core::ports::{IndexEntry, JournalIndex, ObjectStore};
 use journal_core::timestamp::Timestamp;
 use journal_synth::{
-    bad_messages, generate, producer_body, producer_body_batch, Scope, SynthConfig,
+    bad_messages, generate, producer_body, producer_body_batch, record_id, Scope, SynthConfig,
 };
 use serde_json::Value;
-
-/// Record id of a producer record, whatever its kind.
-fn record_id(r: &Value) -> String {
-    let key = match r["kind"].as_str() {
-        Some("outcome") => "outcome_id",
-        Some("review") => "review_id",
-        _ => "decision_id",
-    };
-    r[key].as_str().unwrap_or_default().to_string()
-}
 
 fn recent_config(seed: u64) -> SynthConfig {
     let mut cfg = SynthConfig::new(seed);

@@ -7,8 +7,7 @@ use integration_tests::TestJournal;
 use journal_core::ports::{JournalIndex, RangedObjectStore};
 use journal_core::replay::{Finder, Lookup, RowReader};
 use journal_core::timestamp::Timestamp;
-use journal_synth::{generate, producer_body, SynthConfig};
-use serde_json::Value;
+use journal_synth::{generate, producer_body, record_id, SynthConfig};
 
 fn recent(seed: u64) -> SynthConfig {
     let mut cfg = SynthConfig::new(seed);
@@ -16,15 +15,6 @@ fn recent(seed: u64) -> SynthConfig {
     cfg.mean_gap_ms = 20;
     cfg.subjects_per_tenant = 40;
     cfg
-}
-
-fn id_of(r: &Value) -> String {
-    let key = match r["kind"].as_str() {
-        Some("outcome") => "outcome_id",
-        Some("review") => "review_id",
-        _ => "decision_id",
-    };
-    r[key].as_str().unwrap_or_default().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -42,7 +32,7 @@ async fn lookups_read_ranges_and_prove_every_record_and_archived_files_ask_for_a
     let mut most_gets = 0;
     for r in &records {
         let tenant = r["tenant_id"].as_str().context("tenant")?;
-        let id = id_of(r);
+        let id = record_id(r);
         let mut reader = RowReader::new(store);
         match finder.by_id(&mut reader, tenant, &id, now).await? {
             Lookup::Found(f) => {
@@ -70,7 +60,7 @@ async fn lookups_read_ranges_and_prove_every_record_and_archived_files_ask_for_a
     let mut expected: Vec<String> = records
         .iter()
         .filter(|r| r["tenant_id"] == tenant && r["subject"]["id"] == subject)
-        .map(id_of)
+        .map(record_id)
         .collect();
     expected.sort();
     let range = (
@@ -92,7 +82,7 @@ async fn lookups_read_ranges_and_prove_every_record_and_archived_files_ask_for_a
 
     // Archive the first decision's file the way a lifecycle rule would (copy in place to
     // GLACIER): the lookup asks for a restore and says when to come back.
-    let p = match index.get_pointer(tenant, &id_of(first)).await? {
+    let p = match index.get_pointer(tenant, &record_id(first)).await? {
         Some(journal_core::ports::IndexEntry::Indexed(p)) => p,
         other => panic!("{other:?}"),
     };
@@ -107,7 +97,7 @@ async fn lookups_read_ranges_and_prove_every_record_and_archived_files_ask_for_a
         .await?;
     let mut reader = RowReader::new(store);
     match finder
-        .by_id(&mut reader, tenant, &id_of(first), now)
+        .by_id(&mut reader, tenant, &record_id(first), now)
         .await?
     {
         Lookup::Archived(n) => {

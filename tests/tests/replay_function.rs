@@ -8,16 +8,15 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use integration_tests::emulator::{build_binaries, Emulated, FUNCTION_NAME};
 use integration_tests::TestJournal;
 use journal_aws::checkpoints::{CheckpointRetention, S3CheckpointStore};
-use journal_core::checkpoint::{write_checkpoint, MemorySigner};
+use journal_core::checkpoint::{latest_checkpoint, CheckpointPublicKey};
 use journal_core::models::{artifact_bytes, artifact_key, metadata_key, redecide};
 use journal_core::ports::ObjectStore;
 use journal_core::record::Output;
 use journal_core::timestamp::Timestamp;
-use journal_synth::{generate, model_artifacts, producer_body, SynthConfig};
+use journal_synth::{generate, model_artifacts, producer_body, record_id, SynthConfig};
 use serde_json::Value;
 
 const ACCOUNT: &str = "123456789012";
@@ -98,15 +97,6 @@ fn dj_json(
     serde_json::from_str(&out).with_context(|| format!("dj {args:?} printed no JSON: {out}"))
 }
 
-fn id_of(r: &Value) -> String {
-    let key = match r["kind"].as_str() {
-        Some("outcome") => "outcome_id",
-        Some("review") => "review_id",
-        _ => "decision_id",
-    };
-    r[key].as_str().unwrap_or_default().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_every_read(
 ) -> Result<()> {
@@ -132,19 +122,11 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
             .await?;
     }
     let bucket = j.stack.output("BucketName")?.to_string();
-    let checkpoints = S3CheckpointStore::new(
-        j.clients.s3.clone(),
-        &bucket,
-        CheckpointRetention::default(),
-    );
-    let signer = MemorySigner::from_seed(b"replay-function-test");
+    let checkpoint_key = j.stack.output("CheckpointKeyId")?.to_string();
     let tenants: BTreeSet<String> = records
         .iter()
         .filter_map(|r| r["tenant_id"].as_str().map(str::to_string))
         .collect();
-    for t in &tenants {
-        write_checkpoint(&j.deps.index, &checkpoints, &signer, t, Timestamp::now()).await?;
-    }
 
     // The binaries, and the function running under the emulator.
     let bins = build_binaries(&["replay", "dj"])?;
@@ -161,16 +143,64 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         ),
         ("DJ_SUBJECT_KEY_ID", j.config.subject_key_id.clone()),
         ("DJ_ACCESS_POLICY", policy()),
-        (
-            "DJ_CHECKPOINT_PUBLIC_KEY",
-            base64::engine::general_purpose::STANDARD.encode(signer.public_key_der()),
-        ),
+        ("DJ_CHECKPOINT_KEY_ID", checkpoint_key.clone()),
         ("DJ_STS_URL", endpoint.clone()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     emu.run_function(replay_bin, &env)?;
+
+    // The scheduled checkpoint run, as EventBridge Scheduler invokes it: one signed checkpoint
+    // per tenant, with the KMS key of the stack.
+    let lambda = aws_sdk_lambda::Client::from_conf(
+        aws_sdk_lambda::config::Builder::from(&j.clients.sdk_config)
+            .endpoint_url(emu.endpoint())
+            .build(),
+    );
+    let out = lambda
+        .invoke()
+        .function_name(FUNCTION_NAME)
+        .payload(aws_smithy_types::Blob::new(
+            br#"{"task":"checkpoint"}"#.to_vec(),
+        ))
+        .send()
+        .await?;
+    let payload: Value = serde_json::from_slice(out.payload().context("payload")?.as_ref())?;
+    assert!(out.function_error().is_none(), "{payload}");
+    let written: BTreeSet<String> = payload["tenants"]
+        .as_array()
+        .context("tenants")?
+        .iter()
+        .filter(|t| t["outcome"] == "written")
+        .filter_map(|t| t["tenant_id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(written, tenants, "{payload}");
+
+    // Each verifies offline with only the public key; an altered one does not.
+    let public = j
+        .clients
+        .kms
+        .get_public_key()
+        .key_id(&checkpoint_key)
+        .send()
+        .await?;
+    let public = CheckpointPublicKey::from_der(public.public_key().context("DER")?.as_ref())?;
+    let checkpoints = S3CheckpointStore::new(
+        j.clients.s3.clone(),
+        &bucket,
+        CheckpointRetention::default(),
+    );
+    for t in &tenants {
+        let (_, signed) = latest_checkpoint(&checkpoints, t)
+            .await?
+            .context("checkpoint")?;
+        let signature = signed.signature_der()?;
+        public.verify_digest(&signed.checkpoint.digest(), &signature)?;
+        let mut altered = signed.checkpoint.clone();
+        altered.seq += 1;
+        assert!(public.verify_digest(&altered.digest(), &signature).is_err());
+    }
 
     let sts = aws_sdk_sts::Client::new(&j.clients.sdk_config);
     let auditor = assume(&sts, "dj-auditor").await?;
@@ -186,7 +216,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         })
         .context("a credit-risk decision")?;
     let tenant = decision["tenant_id"].as_str().context("tenant")?;
-    let id = id_of(decision);
+    let id = record_id(decision);
 
     // Lookup as auditor: full record, proof, checkpoint coverage.
     let full = dj_json(dj_bin, &emu, &auditor, tenant, &["replay", &id])?;
@@ -234,12 +264,38 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
     )?;
     assert_eq!(code, 3, "operator re-execution is denied: {err}");
 
+    // One decision of each artifact kind present: each re-runs exactly.
+    let kinds: BTreeMap<String, String> = model_artifacts()
+        .into_iter()
+        .map(|(m, a)| (m.artifact_sha256, a.kind().to_string()))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for r in &records {
+        let Some(kind) = r["model"]["artifact_sha256"]
+            .as_str()
+            .and_then(|sha| kinds.get(sha))
+        else {
+            continue;
+        };
+        if r["kind"] != "decision" || !seen.insert(kind.clone()) {
+            continue;
+        }
+        let rid = record_id(r);
+        let t = r["tenant_id"].as_str().context("tenant")?;
+        let rx = dj_json(dj_bin, &emu, &auditor, t, &["replay", &rid, "--reexecute"])?;
+        let answer = &rx[1]["answer"];
+        assert_eq!(answer["artifact_kind"], kind.as_str(), "{rx}");
+        assert_eq!(answer["comparison"]["matches_exactly"], true, "{rx}");
+    }
+    // (300 records need not hold every kind; the in-process service test covers all of them.)
+    assert!(seen.len() >= 3, "kinds re-executed: {seen:?}");
+
     // A subject's records: the raw id goes in, exactly that subject's records come out.
     let subject_id = decision["subject"]["id"].as_str().context("subject id")?;
     let expected: BTreeSet<String> = records
         .iter()
         .filter(|r| r["tenant_id"] == tenant && r["subject"]["id"].as_str() == Some(subject_id))
-        .map(id_of)
+        .map(record_id)
         .collect();
     let pages = dj_json(
         dj_bin,
@@ -282,7 +338,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         let outputs: Vec<Output> = serde_json::from_value(r["outputs"].clone())?;
         let new = redecide(&artifact, &outputs, 0.8)?.decision;
         if Some(new.as_str()) != r["decision"].as_str() {
-            brute.insert(id_of(r), new);
+            brute.insert(record_id(r), new);
         }
     }
     let wi = dj_json(

@@ -21,7 +21,9 @@ use journal_core::replay::api::{
 };
 use journal_core::replay::{Caller, ReplayService, LLM_NOT_RERUN};
 use journal_core::timestamp::Timestamp;
-use journal_synth::{generate, latest_occurred_at, model_artifacts, producer_body, SynthConfig};
+use journal_synth::{
+    generate, latest_occurred_at, model_artifacts, producer_body, record_id, SynthConfig,
+};
 use serde_json::{Map, Value};
 
 const AUDITOR: &str = "arn:aws:sts::123456789012:assumed-role/dj-auditor/alice";
@@ -174,15 +176,6 @@ fn in_range(r: &Value, range: &TimeRange) -> bool {
     range.from.is_none_or(|f| t >= f) && range.to.is_none_or(|e| t < e)
 }
 
-fn id_of(r: &Value) -> String {
-    let key = match r["kind"].as_str() {
-        Some("outcome") => "outcome_id",
-        Some("review") => "review_id",
-        _ => "decision_id",
-    };
-    r[key].as_str().unwrap().to_string()
-}
-
 fn records(r: &Response) -> &RecordsPage {
     match &r.answer {
         Answer::Records(p) => p,
@@ -287,7 +280,7 @@ fn decision_with_followups(w: &World) -> (String, Vec<String>) {
         follow
             .entry(r["decision_id"].as_str().unwrap().to_string())
             .or_default()
-            .push(id_of(r));
+            .push(record_id(r));
     }
     let (id, mut ids) = follow
         .into_iter()
@@ -348,7 +341,7 @@ async fn lookups_by_id_subject_model_and_range_return_exactly_the_proven_records
     assert!(view.linked.is_empty());
     // Every generated record of the tenant is found by id (a sample, to stay fast).
     for g in w.mine().step_by(37) {
-        let id = id_of(g);
+        let id = record_id(g);
         let r = w.ask(AUDITOR, lookup(&id)).await;
         let view = &records(&r).records[0];
         assert_eq!(view.record_id, id);
@@ -362,7 +355,7 @@ async fn lookups_by_id_subject_model_and_range_return_exactly_the_proven_records
         .iter()
         .find(|r| r["tenant_id"] == OTHER_TENANT)
         .unwrap();
-    let r = w.ask(AUDITOR, lookup(&id_of(foreign))).await;
+    let r = w.ask(AUDITOR, lookup(&record_id(foreign))).await;
     assert_eq!(records(&r).records[0].status, "not_found");
 
     let range = w.middle();
@@ -373,7 +366,7 @@ async fn lookups_by_id_subject_model_and_range_return_exactly_the_proven_records
         let mut v: Vec<String> = w
             .mine()
             .filter(|r| r["subject"]["id"] == subject.as_str() && in_range(r, &range))
-            .map(id_of)
+            .map(record_id)
             .collect();
         v.sort();
         v
@@ -412,7 +405,7 @@ async fn lookups_by_id_subject_model_and_range_return_exactly_the_proven_records
             r["model"]["name"].as_str().unwrap().to_string(),
             r["model"]["version"].as_str().unwrap().to_string(),
         );
-        by_model.entry(key).or_default().push(id_of(r));
+        by_model.entry(key).or_default().push(record_id(r));
     }
     assert!(by_model.len() >= 4, "{:?}", by_model.keys());
     for ((name, version), mut expected) in by_model {
@@ -454,7 +447,7 @@ async fn lookups_by_id_subject_model_and_range_return_exactly_the_proven_records
         let mut v: Vec<String> = w
             .mine()
             .filter(|r| in_range(r, &range))
-            .map(id_of)
+            .map(record_id)
             .collect();
         v.sort();
         v
@@ -485,7 +478,7 @@ async fn lookups_by_id_subject_model_and_range_return_exactly_the_proven_records
     // Open range: every record of the tenant, none of the access records the requests above
     // journaled into the same chain.
     let all: Vec<String> = {
-        let mut v: Vec<String> = w.mine().map(id_of).collect();
+        let mut v: Vec<String> = w.mine().map(record_id).collect();
         v.sort();
         v
     };
@@ -1014,7 +1007,7 @@ async fn reexecution_reproduces_every_artifact_kind_exactly_and_llm_decisions_ar
             .get(kind)
             .unwrap_or_else(|| panic!("no {kind} decisions in {:?}", by_kind.keys()));
         for g in decisions.iter().take(4) {
-            let id = id_of(g);
+            let id = record_id(g);
             let sha = g["model"]["artifact_sha256"].as_str().unwrap();
             let r = w
                 .ask(
@@ -1085,7 +1078,7 @@ async fn reexecution_reproduces_every_artifact_kind_exactly_and_llm_decisions_ar
     // LLM decisions: reconstructed and verified, not re-run.
     assert!(!llm.is_empty());
     for g in llm.iter().take(3) {
-        let id = id_of(g);
+        let id = record_id(g);
         let r = w
             .ask(
                 AUDITOR,
@@ -1113,7 +1106,7 @@ async fn reexecution_reproduces_every_artifact_kind_exactly_and_llm_decisions_ar
         .ask(
             OPERATOR,
             Operation::Reexecute {
-                decision_id: id_of(some),
+                decision_id: record_id(some),
                 features: None,
             },
         )
@@ -1177,7 +1170,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
                 && in_range(r, &range)
         })
         .collect();
-    decisions.sort_by_key(|r| (at(r), id_of(r)));
+    decisions.sort_by_key(|r| (at(r), record_id(r)));
     assert_eq!(decisions.len(), n);
 
     for threshold in [0.8, 0.35] {
@@ -1190,7 +1183,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
                 .entry(format!("{original}→{}", e.decision))
                 .or_default() += 1;
             if e.decision != original {
-                brute_flips.insert(id_of(g), (original.to_string(), e.decision));
+                brute_flips.insert(record_id(g), (original.to_string(), e.decision));
             }
         }
         let (mut evaluated, mut flipped, mut pages) = (0, 0, 0);
@@ -1266,7 +1259,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
             .ask(
                 OPERATOR,
                 Operation::WhatIf {
-                    decision_id: Some(id_of(g)),
+                    decision_id: Some(record_id(g)),
                     model_name: None,
                     model_version: None,
                     range: TimeRange::default(),
@@ -1284,7 +1277,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
         );
         if flips == 1 {
             let e = models::redecide(artifact, &outputs_of(g), 0.8).unwrap();
-            assert_eq!(page.flips[0].decision_id, id_of(g));
+            assert_eq!(page.flips[0].decision_id, record_id(g));
             assert_eq!(page.flips[0].new, e.decision);
             assert_eq!(page.flips[0].score, e.outputs.first().map(|o| o.score));
         }
@@ -1304,7 +1297,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
             .ask(
                 AUDITOR,
                 Operation::WhatIf {
-                    decision_id: Some(id_of(g)),
+                    decision_id: Some(record_id(g)),
                     model_name: None,
                     model_version: None,
                     range: TimeRange::default(),
@@ -1347,7 +1340,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
     let want: BTreeSet<String> = decisions[..10]
         .iter()
         .filter(|g| brute(g).decision != g["decision"].as_str().unwrap())
-        .map(|g| id_of(g))
+        .map(|g| record_id(g))
         .collect();
     let got: BTreeSet<String> = page.flips.iter().map(|f| f.decision_id.clone()).collect();
     assert_eq!(got, want);
@@ -1357,7 +1350,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
         .ask(
             OPERATOR,
             Operation::WhatIf {
-                decision_id: Some(id_of(decisions[0])),
+                decision_id: Some(record_id(decisions[0])),
                 model_name: None,
                 model_version: None,
                 range: TimeRange::default(),
@@ -1370,10 +1363,10 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
         .await;
     assert_eq!(error(&r).code, "denied");
     for (threshold, decision_id, model_name) in [
-        (None, Some(id_of(decisions[0])), None),
-        (Some(f64::NAN), Some(id_of(decisions[0])), None),
+        (None, Some(record_id(decisions[0])), None),
+        (Some(f64::NAN), Some(record_id(decisions[0])), None),
         (Some(0.5), None, None),
-        (Some(0.5), Some(id_of(decisions[0])), Some(name.clone())),
+        (Some(0.5), Some(record_id(decisions[0])), Some(name.clone())),
     ] {
         let r = w
             .ask(
@@ -1401,7 +1394,7 @@ async fn what_if_over_a_range_equals_a_brute_force_recount() {
         .ask(
             AUDITOR,
             Operation::WhatIf {
-                decision_id: Some(id_of(llm)),
+                decision_id: Some(record_id(llm)),
                 model_name: None,
                 model_version: None,
                 range: TimeRange::default(),
@@ -1642,7 +1635,7 @@ async fn archived_files_and_erased_subjects_are_named_not_guessed() {
 
     // Erase one subject's data key (crypto-shredding): its sealed features cannot be opened.
     let g = decisions[0];
-    let id = id_of(g);
+    let id = record_id(g);
     let subject_ref = w.subject_ref(g["subject"]["id"].as_str().unwrap());
     let removed = w
         .svc
@@ -1710,7 +1703,7 @@ async fn archived_files_and_erased_subjects_are_named_not_guessed() {
 
     // Archive the file holding another decision.
     let g = decisions[decisions.len() / 2];
-    let id = id_of(g);
+    let id = record_id(g);
     let pointer = match w.svc.index().get_pointer(TENANT, &id).await.unwrap() {
         Some(journal_core::ports::IndexEntry::Indexed(p)) => p,
         other => panic!("{other:?}"),
@@ -1805,7 +1798,7 @@ async fn an_iam_user_with_a_long_path_is_answered_and_journaled() {
     let policy = r#"{"version":1,"roles":{"auditor":["arn:aws:iam::123456789012:user/*"]}}"#;
     w.svc.policy = journal_core::access::AccessPolicy::parse(policy).unwrap();
     let who = format!("arn:aws:iam::123456789012:user/{}bob", "team/".repeat(50));
-    let id = id_of(w.mine().next().unwrap());
+    let id = record_id(w.mine().next().unwrap());
     let r = w.ask(&who, lookup(&id)).await;
     assert_eq!(r.role, Some(Role::Auditor));
     proven(&records(&r).records[0]);

@@ -12,21 +12,27 @@ use bytes::Bytes;
 use journal_core::checkpoint::{CheckpointPublicKey, CheckpointSigner, CheckpointStore};
 use journal_core::ports::{ObjectStore, PortError};
 use journal_core::timestamp::Timestamp;
+use sha2::{Digest, Sha256};
 
 use crate::errors::{code_of, sdk_error, status_of};
 use crate::s3::S3ObjectStore;
 
 pub const CHECKPOINT_CONTENT_TYPE: &str = "application/json";
 
+/// Largest message KMS `Sign` takes with `MessageType=RAW`.
+const RAW_MESSAGE_LIMIT: usize = 4096;
+
 /// Seven years (SR 11-7), in days.
 pub const DEFAULT_RETENTION_DAYS: u32 = 2557;
 
-/// Signs checkpoint digests with KMS `Sign` (`MessageType=DIGEST`,
-/// `SigningAlgorithm=ECDSA_SHA_256`); the signature is ASN.1 DER.
+/// Signs checkpoints with KMS `Sign` (`MessageType=RAW`, `SigningAlgorithm=ECDSA_SHA_256`):
+/// KMS hashes the canonical bytes with SHA-256 and signs the hash; the signature is ASN.1 DER.
+/// RAW rather than DIGEST because emulators differ on DIGEST (moto 5.2 hashes a digest again)
+/// while RAW means the same everywhere, and a checkpoint is far below RAW's 4096-byte limit.
 ///
 /// A signer made by [`KmsCheckpointSigner::resolve`] also checks every signature against the
 /// key's public half before handing it out, so a checkpoint that would not verify is never
-/// stored (moto 5.2, for one, ignores `MessageType=DIGEST` and hashes the digest again).
+/// stored.
 #[derive(Clone, Debug)]
 pub struct KmsCheckpointSigner {
     client: aws_sdk_kms::Client,
@@ -140,14 +146,25 @@ impl CheckpointSigner for KmsCheckpointSigner {
     }
 
     #[tracing::instrument(skip_all, fields(key_id = %self.key_id))]
-    async fn sign(&self, digest: [u8; 32]) -> Result<Vec<u8>, PortError> {
+    async fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, PortError> {
         const OP: &str = "sign checkpoint";
+        if message.len() > RAW_MESSAGE_LIMIT {
+            return Err(PortError::permanent(
+                OP,
+                format!(
+                    "{}: {} bytes to sign, over KMS's RAW limit of {RAW_MESSAGE_LIMIT}",
+                    self.target(),
+                    message.len()
+                ),
+            ));
+        }
+        let digest: [u8; 32] = Sha256::digest(&message).into();
         let out = self
             .client
             .sign()
             .key_id(&self.key_id)
-            .message(Blob::new(digest.to_vec()))
-            .message_type(MessageType::Digest)
+            .message(Blob::new(message))
+            .message_type(MessageType::Raw)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
             .send()
             .await
@@ -163,8 +180,8 @@ impl CheckpointSigner for KmsCheckpointSigner {
                 PortError::permanent(
                     OP,
                     format!(
-                        "{}: KMS returned a signature that does not verify over the digest \
-                         ({e}); does the endpoint honour MessageType=DIGEST?",
+                        "{}: KMS returned a signature that does not verify over SHA-256 of \
+                         the message ({e})",
                         self.target()
                     ),
                 )

@@ -413,6 +413,12 @@ impl JournalIndex for MemoryIndex {
         }))
     }
 
+    async fn list_chain_heads(&self) -> Result<Vec<ChainHead>, PortError> {
+        let mut heads: Vec<ChainHead> = lock(&self.state).heads.values().cloned().collect();
+        heads.sort_by(|a, b| a.chain_id.cmp(&b.chain_id));
+        Ok(heads)
+    }
+
     async fn query_access(
         &self,
         tenant_id: &str,

@@ -352,6 +352,8 @@ pub trait JournalIndex: Send + Sync {
         from: Timestamp,
         to: Timestamp,
     ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
+    /// Every chain's head, for scheduled work over all tenants (checkpoints).
+    fn list_chain_heads(&self) -> impl Future<Output = Result<Vec<ChainHead>, PortError>> + Send;
     /// Access records (reads journaled by the replay function) with `from <= occurred_at <
     /// to`, oldest first.
     fn query_access(

@@ -60,6 +60,17 @@ pub fn generate_decisions(cfg: SynthConfig, n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The idempotency key of a generated record, whatever its kind (what `Record::record_id`
+/// gives once parsed).
+pub fn record_id(record: &Value) -> String {
+    let key = match record["kind"].as_str() {
+        Some("outcome") => "outcome_id",
+        Some("review") => "review_id",
+        _ => "decision_id",
+    };
+    record[key].as_str().unwrap_or_default().to_string()
+}
+
 /// One record as a message body (a JSON object).
 pub fn producer_body(record: &Value) -> Vec<u8> {
     serde_json::to_vec(record).unwrap_or_default()

@@ -7,9 +7,10 @@ pub mod config;
 
 use std::time::SystemTime;
 
-use journal_aws::checkpoints::{CheckpointRetention, S3CheckpointStore};
+use journal_aws::checkpoints::{CheckpointRetention, KmsCheckpointSigner, S3CheckpointStore};
 use journal_aws::identity::{IdentityProof, IdentityVerifier};
 use journal_aws::{load_master_key, AwsClients, DynamoIndex, KmsSubjectKeys, S3ObjectStore};
+use journal_core::checkpoint::write_all_checkpoints;
 use journal_core::replay::api::{Answer, ErrorAnswer, Invocation, Response};
 use journal_core::replay::{Caller, ReplayService};
 use journal_core::timestamp::Timestamp;
@@ -25,6 +26,8 @@ pub type Service = ReplayService<S3ObjectStore, DynamoIndex, KmsSubjectKeys, S3C
 pub struct Deps {
     pub service: Service,
     pub identity: Identity,
+    /// Signs the scheduled checkpoints (KMS, `DJ_CHECKPOINT_KEY_ID`).
+    pub signer: Option<KmsCheckpointSigner>,
 }
 
 /// How callers are identified (see [`IdentityMode`]).
@@ -66,20 +69,22 @@ pub async fn build_deps(config: &Config, clients: &AwsClients) -> Result<Deps, S
         master,
         config.policy.clone(),
     );
-    service.checkpoint_key = match (&config.checkpoint_public_key, &config.checkpoint_key_id) {
-        (Some(der), _) => Some(der.clone()),
-        (None, Some(key_id)) => {
-            let (_, der) =
-                journal_aws::checkpoints::KmsCheckpointSigner::resolve(clients.kms.clone(), key_id)
-                    .await
-                    .map_err(|e| StartError::CheckpointKey {
-                        key_id: key_id.clone(),
-                        reason: e.to_string(),
-                    })?;
-            Some(der)
+    let signer = match &config.checkpoint_key_id {
+        Some(key_id) => {
+            let (signer, der) = KmsCheckpointSigner::resolve(clients.kms.clone(), key_id)
+                .await
+                .map_err(|e| StartError::CheckpointKey {
+                    key_id: key_id.clone(),
+                    reason: e.to_string(),
+                })?;
+            Some((signer, der))
         }
-        (None, None) => None,
+        None => None,
     };
+    service.checkpoint_key = config
+        .checkpoint_public_key
+        .clone()
+        .or_else(|| signer.as_ref().map(|(_, der)| der.clone()));
     let identity = match &config.identity {
         IdentityMode::TrustPayload => {
             tracing::warn!("trusting the principal stated in payloads: local runs only");
@@ -89,15 +94,67 @@ pub async fn build_deps(config: &Config, clients: &AwsClients) -> Result<Deps, S
             IdentityVerifier::new(url).map_err(|e| StartError::Identity(e.to_string()))?,
         )),
     };
-    Ok(Deps { service, identity })
+    Ok(Deps {
+        service,
+        identity,
+        signer: signer.map(|(s, _)| s),
+    })
 }
 
-/// Handles one invocation: establishes the caller, answers, journals.
+/// Handles one invocation: a scheduled task (`{"task": "checkpoint"}` from EventBridge
+/// Scheduler), or a caller's request (establish the caller, answer, journal).
 pub async fn function_handler(
     event: LambdaEvent<Value>,
     deps: &Deps,
-) -> Result<Response, lambda_runtime::Error> {
-    Ok(handle(event.payload, deps, Timestamp::now()).await)
+) -> Result<Value, lambda_runtime::Error> {
+    let now = Timestamp::now();
+    if let Some(task) = event.payload.get("task") {
+        return match task.as_str() {
+            Some("checkpoint") => checkpoint_task(deps, now).await,
+            _ => {
+                Err(format!("unknown task {task}; the replay function runs \"checkpoint\"").into())
+            }
+        };
+    }
+    let response = handle(event.payload, deps, now).await;
+    Ok(serde_json::to_value(response)?)
+}
+
+/// Signs a checkpoint of every chain that moved since its last one. A tenant that fails is
+/// reported and logged; the run fails (so the schedule's retry and alarm see it) if any did.
+pub async fn checkpoint_task(deps: &Deps, now: Timestamp) -> Result<Value, lambda_runtime::Error> {
+    let signer = deps
+        .signer
+        .as_ref()
+        .ok_or("no checkpoint key configured (DJ_CHECKPOINT_KEY_ID)")?;
+    let service = &deps.service;
+    let runs = write_all_checkpoints(
+        service.index(),
+        &service.checkpoints,
+        signer,
+        now,
+        &service.checkpoint_policy,
+    )
+    .await?;
+    let mut failed = 0;
+    for run in &runs {
+        match &run.error {
+            Some(error) => {
+                failed += 1;
+                tracing::error!(tenant = %run.tenant_id, %error, "checkpoint failed");
+            }
+            None => tracing::info!(tenant = %run.tenant_id, outcome = %run.outcome,
+                number = ?run.number, seq = ?run.seq, "checkpoint"),
+        }
+    }
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {} tenants could not be checkpointed",
+            runs.len()
+        )
+        .into());
+    }
+    Ok(serde_json::json!({ "task": "checkpoint", "tenants": runs }))
 }
 
 /// The handler without the Lambda envelope.

@@ -6,7 +6,7 @@
 //! the block in the meantime.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{CancellationReason, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem, Update};
 use journal_core::integrity::{BlockHeader, ChainHead};
 use journal_core::layout;
 use journal_core::ports::{AppendOutcome, FileState, PortError};
@@ -260,4 +260,36 @@ async fn query_blocks(
         .iter()
         .map(|item| items::block_header(item).map_err(|e| e.at(op, item)))
         .collect()
+}
+
+#[tracing::instrument(skip_all, fields(table = %ix.ledger))]
+pub(super) async fn list_heads(ix: &DynamoIndex) -> Result<Vec<ChainHead>, PortError> {
+    const OP: &str = "list chain heads";
+    let target = format!("(table {})", ix.ledger);
+    let mut heads = Vec::new();
+    let mut start = None;
+    loop {
+        let out = ix
+            .client
+            .scan()
+            .table_name(&ix.ledger)
+            .filter_expression("#sk = :head")
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":head", AttributeValue::S(layout::HEAD_SK.into()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, &target, &e))?;
+        for item in out.items.unwrap_or_default() {
+            let pk = super::key_pk(&item);
+            let chain_id = pk.strip_prefix("C#").unwrap_or(&pk).to_string();
+            heads.push(items::chain_head(&chain_id, &item).map_err(|e| e.at(OP, &item))?);
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    heads.sort_by(|a, b| a.chain_id.cmp(&b.chain_id));
+    Ok(heads)
 }

@@ -214,6 +214,12 @@ impl JournalIndex for DynamoIndex {
         claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
     }
 
+    /// Every chain head: a Scan of the ledger table for `HEAD` items (one per tenant chain;
+    /// scheduled work only, never on a request path).
+    async fn list_chain_heads(&self) -> Result<Vec<ChainHead>, PortError> {
+        chain::list_heads(self).await
+    }
+
     /// Access records with `from <= occurred_at < to`, oldest first (GSI `by_model`, partition
     /// `A#<tenant>`).
     async fn query_access(

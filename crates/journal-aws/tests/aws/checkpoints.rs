@@ -8,8 +8,7 @@ use journal_aws::checkpoints::{CheckpointRetention, KmsCheckpointSigner, S3Check
 use journal_aws::AwsClients;
 use journal_core::checkpoint::{
     checkpoint_key, verify_checkpoints, write_checkpoint, CheckpointFault, CheckpointPolicy,
-    CheckpointPublicKey, CheckpointSigner, CheckpointStore, MemorySigner, SignatureError,
-    WriteOutcome,
+    CheckpointPublicKey, CheckpointSigner, CheckpointStore, SignatureError, WriteOutcome,
 };
 use journal_core::integrity::chain::next_link;
 use journal_core::memory::MemoryIndex;
@@ -62,24 +61,6 @@ async fn append(index: &MemoryIndex, tenant: &str) {
     );
 }
 
-/// Whether the endpoint's KMS honours `MessageType=DIGEST` (signs the digest as given).
-/// moto 5.2.5 does not: it hashes the digest again, as for `RAW`.
-async fn honours_digest(c: &AwsClients, key_id: &str, public: &CheckpointPublicKey) -> bool {
-    let digest: [u8; 32] = Sha256::digest(b"probe").into();
-    let raw = KmsCheckpointSigner::new(c.kms.clone(), key_id);
-    let signature = raw.sign(digest).await.expect("KMS Sign");
-    if public.verify_digest(&digest, &signature).is_ok() {
-        return true;
-    }
-    // Pin the gap down exactly: the signature is over SHA-256(digest).
-    let rehashed: [u8; 32] = Sha256::digest(digest).into();
-    public
-        .verify_digest(&rehashed, &signature)
-        .expect("a DIGEST signature verifies neither over the digest nor over its hash");
-    println!("endpoint KMS ignores MessageType=DIGEST (signs SHA-256 of the digest)");
-    false
-}
-
 #[tokio::test]
 async fn kms_signs_checkpoint_digests_that_verify_offline() {
     let Some(c) = common::clients("checkpoints_kms").await else {
@@ -94,23 +75,20 @@ async fn kms_signs_checkpoint_digests_that_verify_offline() {
     assert_eq!(signer.public_key_der().await.unwrap(), der);
     let public = CheckpointPublicKey::from_der(&der).unwrap();
 
-    if honours_digest(&c, &key_id, &public).await {
-        for i in 0..8u8 {
-            let digest: [u8; 32] = Sha256::digest([i]).into();
-            let signature = signer.sign(digest).await.unwrap();
-            public.verify_digest(&digest, &signature).unwrap();
-            let other: [u8; 32] = Sha256::digest([i, i]).into();
-            assert_eq!(
-                public.verify_digest(&other, &signature),
-                Err(SignatureError::Mismatch)
-            );
-        }
-    } else {
-        // The resolved signer checks what KMS returns and refuses to hand it out.
-        let err = signer.sign([7; 32]).await.unwrap_err();
-        assert!(matches!(err, PortError::Permanent { .. }), "{err}");
-        assert!(err.to_string().contains("MessageType=DIGEST"), "{err}");
+    for i in 0..8u8 {
+        let message = vec![i; 200 + usize::from(i)];
+        let signature = signer.sign(message.clone()).await.unwrap();
+        let digest: [u8; 32] = Sha256::digest(&message).into();
+        public.verify_digest(&digest, &signature).unwrap();
+        let other: [u8; 32] = Sha256::digest([i, i]).into();
+        assert_eq!(
+            public.verify_digest(&other, &signature),
+            Err(SignatureError::Mismatch)
+        );
     }
+    // Over KMS's RAW limit: refused before KMS is asked.
+    let err = signer.sign(vec![0; 4097]).await.unwrap_err();
+    assert!(matches!(err, PortError::Permanent { .. }), "{err}");
 
     // A symmetric key is refused before anything is signed with it.
     let symmetric = common::create_kms_key(&c).await;
@@ -167,19 +145,13 @@ async fn checkpoints_are_stored_once_under_object_lock_and_verify_with_the_publi
             .await;
     assert!(deleted.is_err(), "a locked version was deleted");
 
-    // End to end: a chain (in memory), KMS signatures (an in-process key where the endpoint's
-    // KMS cannot sign digests), S3 storage, offline verification with the public key only.
+    // End to end: a chain (in memory), KMS signatures, S3 storage, offline verification with
+    // the public key only.
     let key_id = create_signing_key(&c).await;
     let (kms, der) = KmsCheckpointSigner::resolve(c.kms.clone(), &key_id)
         .await
         .unwrap();
-    let public = CheckpointPublicKey::from_der(&der).unwrap();
-    if honours_digest(&c, &key_id, &public).await {
-        end_to_end(&c, &bucket, &store, &kms, &der).await;
-    } else {
-        let memory = MemorySigner::from_seed(b"checkpoints_s3");
-        end_to_end(&c, &bucket, &store, &memory, &memory.public_key_der()).await;
-    }
+    end_to_end(&c, &bucket, &store, &kms, &der).await;
 }
 
 async fn end_to_end<G: CheckpointSigner>(

@@ -32,8 +32,9 @@ pub use verify::{
     verify_checkpoint_chain, verify_checkpoints, CheckpointFault, CheckpointRef, CheckpointReport,
 };
 pub use write::{
-    latest_checkpoint, write_checkpoint, write_checkpoint_with, CheckpointError, CheckpointPolicy,
-    WriteOutcome, DEFAULT_GRACE_MS, DEFAULT_MAX_INTERVAL_MS,
+    latest_checkpoint, write_all_checkpoints, write_checkpoint, write_checkpoint_with,
+    CheckpointError, CheckpointPolicy, TenantRun, WriteOutcome, DEFAULT_GRACE_MS,
+    DEFAULT_MAX_INTERVAL_MS,
 };
 
 #[cfg(test)]

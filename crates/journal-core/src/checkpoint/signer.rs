@@ -10,13 +10,14 @@ use sha2::{Digest, Sha256};
 
 use crate::ports::PortError;
 
-/// Signs checkpoint digests with an ECDSA P-256 key (KMS `Sign`, `MessageType=DIGEST`,
-/// `SigningAlgorithm=ECDSA_SHA_256`).
+/// Signs checkpoints with an ECDSA P-256 key over SHA-256 of the canonical bytes (KMS `Sign`,
+/// `MessageType=RAW`, `SigningAlgorithm=ECDSA_SHA_256`: KMS hashes the message itself; a
+/// checkpoint is far below RAW's 4096-byte limit).
 pub trait CheckpointSigner: Send + Sync {
     /// The key recorded in each checkpoint (for KMS, the key ARN).
     fn key_id(&self) -> &str;
-    /// ASN.1 DER ECDSA signature over a SHA-256 digest.
-    fn sign(&self, digest: [u8; 32]) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
+    /// ASN.1 DER ECDSA signature over SHA-256(`message`).
+    fn sign(&self, message: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, PortError>> + Send;
 }
 
 /// A public key that cannot be used to verify checkpoints.
@@ -127,7 +128,7 @@ impl CheckpointSigner for MemorySigner {
         &self.key_id
     }
 
-    async fn sign(&self, digest: [u8; 32]) -> Result<Vec<u8>, PortError> {
-        Ok(self.sign_digest(&digest))
+    async fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, PortError> {
+        Ok(self.sign_digest(&Sha256::digest(&message).into()))
     }
 }

@@ -201,7 +201,7 @@ where
         prev_checkpoint_sha256,
         key_id: signer.key_id().to_string(),
     };
-    let signature = signer.sign(checkpoint.digest()).await?;
+    let signature = signer.sign(checkpoint.canonical_bytes()).await?;
     let key = checkpoint.key();
     let body = Bytes::from(SignedCheckpoint::new(checkpoint.clone(), &signature).to_bytes());
     if store.put_if_absent(&key, body).await? {
@@ -210,4 +210,62 @@ where
     } else {
         Ok(WriteOutcome::Raced { key, number })
     }
+}
+
+/// What one scheduled run did for one tenant.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TenantRun {
+    pub tenant_id: String,
+    /// `written`, `unchanged`, `empty`, `raced` or `failed`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The scheduled run: a checkpoint for every chain that moved (or whose newest checkpoint is
+/// due for a refresh). One tenant's failure does not stop the others; it is reported.
+pub async fn write_all_checkpoints<I, S, G>(
+    index: &I,
+    store: &S,
+    signer: &G,
+    now: Timestamp,
+    policy: &CheckpointPolicy,
+) -> Result<Vec<TenantRun>, PortError>
+where
+    I: JournalIndex,
+    S: CheckpointStore,
+    G: CheckpointSigner,
+{
+    let mut runs = Vec::new();
+    for head in index.list_chain_heads().await? {
+        let tenant_id = head.chain_id;
+        let run = |outcome: &str, number, seq, error| TenantRun {
+            tenant_id: tenant_id.clone(),
+            outcome: outcome.to_string(),
+            number,
+            seq,
+            error,
+        };
+        runs.push(
+            match write_checkpoint_with(index, store, signer, &tenant_id, now, policy).await {
+                Ok(WriteOutcome::Written { checkpoint, .. }) => run(
+                    "written",
+                    Some(checkpoint.number),
+                    Some(checkpoint.seq),
+                    None,
+                ),
+                Ok(WriteOutcome::Unchanged { number, seq, .. }) => {
+                    run("unchanged", Some(number), Some(seq), None)
+                }
+                Ok(WriteOutcome::EmptyChain) => run("empty", None, None, None),
+                Ok(WriteOutcome::Raced { number, .. }) => run("raced", Some(number), None, None),
+                Err(e) => run("failed", None, None, Some(e.to_string())),
+            },
+        );
+    }
+    Ok(runs)
 }

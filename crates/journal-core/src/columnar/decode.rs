@@ -136,6 +136,95 @@ pub(super) fn read_row_group<T: ChunkReader + Clone + 'static>(
     Ok(())
 }
 
+/// One row group kept as Arrow batches: a row becomes a [`JournalRow`] only when asked for, so
+/// a lookup pays for the one row it returns plus the three columns its proof needs.
+pub struct LazyRowGroup {
+    batches: Vec<RecordBatch>,
+    row_group: usize,
+    rows: usize,
+}
+
+impl LazyRowGroup {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The row at `row` (within the row group), fully decoded and checked.
+    pub fn row(&self, row: usize) -> Result<Option<JournalRow>, CodecError> {
+        let mut first = 0;
+        for batch in &self.batches {
+            if row < first + batch.num_rows() {
+                let at = At {
+                    i: row - first,
+                    pos: RowPosition {
+                        row_group: self.row_group,
+                        row_in_group: row,
+                    },
+                };
+                return Cols::new(batch)?.row(at).map(Some);
+            }
+            first += batch.num_rows();
+        }
+        Ok(None)
+    }
+
+    /// `(leaf_index, leaf_hash)` of every row of `block_id`, in file order.
+    pub fn leaves_of(&self, block_id: &str) -> Result<Vec<(u32, [u8; 32])>, CodecError> {
+        let mut out = Vec::new();
+        let mut first = 0;
+        for batch in &self.batches {
+            let block_ids: &StringArray = column(batch, col::BLOCK_ID)?;
+            let leaf_index: &Int64Array = column(batch, col::LEAF_INDEX)?;
+            let leaf_hash: &FixedSizeBinaryArray = column(batch, col::LEAF_HASH)?;
+            for i in 0..batch.num_rows() {
+                if block_ids.is_valid(i) && block_ids.value(i) == block_id {
+                    let at = At {
+                        i,
+                        pos: RowPosition {
+                            row_group: self.row_group,
+                            row_in_group: first + i,
+                        },
+                    };
+                    let index = u32::try_from(leaf_index.value(i))
+                        .map_err(|_| at.err(col::LEAF_INDEX, "outside 0..2^32"))?;
+                    out.push((index, fixed::<32>(leaf_hash, at, col::LEAF_HASH)?));
+                }
+            }
+            first += batch.num_rows();
+        }
+        Ok(out)
+    }
+}
+
+/// Reads one row group into a [`LazyRowGroup`] (schema checked, nothing decoded to rows).
+pub(super) fn read_row_group_lazy<T: ChunkReader + Clone + 'static>(
+    bytes: &T,
+    meta: &ArrowReaderMetadata,
+    row_group: usize,
+) -> Result<LazyRowGroup, CodecError> {
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
+        .with_row_groups(vec![row_group])
+        .with_batch_size(READ_BATCH_ROWS)
+        .build()?;
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    for batch in reader {
+        let batch = batch?;
+        check_schema(batch.schema_ref())?;
+        rows += batch.num_rows();
+        batches.push(batch);
+    }
+    Ok(LazyRowGroup {
+        batches,
+        row_group,
+        rows,
+    })
+}
+
 /// Decodes a batch whose first row sits at `first` (used to name rows in errors).
 pub fn decode_batch(
     batch: &RecordBatch,

@@ -11,7 +11,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::FOOTER_SIZE;
 
-use super::decode::{check_loaded, read_row_group};
+use super::decode::{check_loaded, read_row_group, read_row_group_lazy, LazyRowGroup};
 use super::{CodecError, JournalRow};
 
 /// Bytes read from a file's end in the first GET: enough for the footer of every journal file
@@ -135,4 +135,17 @@ pub fn decode_row_group_parts(
     let mut rows = Vec::new();
     read_row_group(&parts, meta, row_group, &mut rows)?;
     Ok(rows)
+}
+
+/// Reads one row group of a file held as [`FileParts`], keeping it as Arrow batches.
+pub fn decode_row_group_lazy(
+    meta: &ArrowReaderMetadata,
+    parts: FileParts,
+    row_group: usize,
+) -> Result<LazyRowGroup, CodecError> {
+    let count = meta.metadata().num_row_groups();
+    if row_group >= count {
+        return Err(CodecError::NoSuchRowGroup { row_group, count });
+    }
+    read_row_group_lazy(&parts, meta, row_group)
 }

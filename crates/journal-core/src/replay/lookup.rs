@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::columnar::ranged::{
-    decode_footer, decode_row_group_parts, metadata_range, row_group_range, FileParts,
-    FOOTER_PROBE_BYTES,
+    decode_footer, decode_row_group_lazy, decode_row_group_parts, metadata_range, row_group_range,
+    FileParts, FOOTER_PROBE_BYTES,
 };
-use crate::columnar::JournalRow;
+use crate::columnar::{JournalRow, LazyRowGroup};
 use crate::integrity::{inclusion_proof, leaf_hash, merkle_root, verify_inclusion, BlockHeader};
 use crate::ports::{
     ArchiveState, IndexEntry, JournalIndex, Pointer, PortError, RangedObjectStore, ReadError,
@@ -136,6 +136,7 @@ pub struct RowReader<'a, S> {
     store: &'a S,
     footers: HashMap<String, Footer>,
     groups: HashMap<(String, usize), std::sync::Arc<Vec<JournalRow>>>,
+    lazy: HashMap<(String, usize), std::sync::Arc<LazyRowGroup>>,
     pub cost: ReadCost,
 }
 
@@ -145,6 +146,7 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
             store,
             footers: HashMap::new(),
             groups: HashMap::new(),
+            lazy: HashMap::new(),
             cost: ReadCost::default(),
         }
     }
@@ -167,16 +169,14 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
         Ok(b)
     }
 
-    /// The rows of one row group (footer GET, maybe one more for a large footer, then one GET
-    /// of the row group's byte range).
-    pub async fn row_group(
+    /// The file's footer (cached), then the bytes of one row group: one GET for the footer
+    /// (small files arrive whole with it), maybe one more for a large footer, one for the
+    /// part of the row group the footer read did not cover.
+    async fn fetch_group(
         &mut self,
         file_key: &str,
         row_group: usize,
-    ) -> Result<std::sync::Arc<Vec<JournalRow>>, RowReadError> {
-        if let Some(rows) = self.groups.get(&(file_key.to_string(), row_group)) {
-            return Ok(rows.clone());
-        }
+    ) -> Result<(Footer, FileParts), RowReadError> {
         if !self.footers.contains_key(file_key) {
             let (total, suffix) = self.suffix(file_key).await?;
             let meta_range = metadata_range(&suffix, total).map_err(|e| file_err(file_key, e))?;
@@ -207,13 +207,34 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
         let footer = self.footers[file_key].clone();
         let range = row_group_range(footer.meta.metadata(), row_group)
             .map_err(|e| file_err(file_key, e))?;
-        // A row group inside the tail already read costs no second GET.
         let part = if range.start >= footer.tail_start {
+            // Inside the tail already read: no second GET.
             (footer.tail_start, footer.tail.clone())
+        } else if range.end > footer.tail_start {
+            // Straddles the tail: fetch only the part before it.
+            let mut joined = self
+                .range(file_key, range.start..footer.tail_start)
+                .await?
+                .to_vec();
+            joined.extend_from_slice(&footer.tail);
+            (range.start, bytes::Bytes::from(joined))
         } else {
             (range.start, self.range(file_key, range.clone()).await?)
         };
         let parts = FileParts::new(footer.total, vec![part]);
+        Ok((footer, parts))
+    }
+
+    /// Every row of one row group, decoded.
+    pub async fn row_group(
+        &mut self,
+        file_key: &str,
+        row_group: usize,
+    ) -> Result<std::sync::Arc<Vec<JournalRow>>, RowReadError> {
+        if let Some(rows) = self.groups.get(&(file_key.to_string(), row_group)) {
+            return Ok(rows.clone());
+        }
+        let (footer, parts) = self.fetch_group(file_key, row_group).await?;
         let rows = decode_row_group_parts(&footer.meta, parts, row_group)
             .map_err(|e| file_err(file_key, e))?;
         let rows = std::sync::Arc::new(rows);
@@ -222,11 +243,29 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
         Ok(rows)
     }
 
+    /// One row group as Arrow batches, rows decoded on demand (what a lookup needs).
+    pub async fn lazy_group(
+        &mut self,
+        file_key: &str,
+        row_group: usize,
+    ) -> Result<std::sync::Arc<LazyRowGroup>, RowReadError> {
+        if let Some(group) = self.lazy.get(&(file_key.to_string(), row_group)) {
+            return Ok(group.clone());
+        }
+        let (footer, parts) = self.fetch_group(file_key, row_group).await?;
+        let group = decode_row_group_lazy(&footer.meta, parts, row_group)
+            .map_err(|e| file_err(file_key, e))?;
+        let group = std::sync::Arc::new(group);
+        self.lazy
+            .insert((file_key.to_string(), row_group), group.clone());
+        Ok(group)
+    }
+
     /// Row groups in the file (reads the footer if not cached).
     pub async fn row_group_count(&mut self, file_key: &str) -> Result<usize, RowReadError> {
         if !self.footers.contains_key(file_key) {
             // Reading row group 0 loads the footer; files always have at least one.
-            self.row_group(file_key, 0).await?;
+            self.lazy_group(file_key, 0).await?;
         }
         Ok(self.footers[file_key].meta.metadata().num_row_groups())
     }
@@ -278,8 +317,8 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
         p: &Pointer,
         now: Timestamp,
     ) -> Result<Lookup, LookupError> {
-        let rows = match reader.row_group(&p.file_key, p.row_group as usize).await {
-            Ok(rows) => rows,
+        let group = match reader.lazy_group(&p.file_key, p.row_group as usize).await {
+            Ok(group) => group,
             Err(RowReadError::Read(ReadError::Archived { storage_class, .. })) => {
                 return self.archived(p, storage_class, now).await;
             }
@@ -292,35 +331,29 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
             Err(RowReadError::Read(ReadError::Port(e))) => return Err(e.into()),
             Err(RowReadError::Lookup(e)) => return Err(e),
         };
-        let row = rows
-            .get(p.row as usize)
-            .ok_or_else(|| LookupError::IndexMismatch {
-                record_id: p.record_id.clone(),
-                file_key: p.file_key.clone(),
-                row_group: p.row_group,
-                row: p.row,
-                found: format!("the row group has {} rows", rows.len()),
-            })?;
+        let mismatch = |found: String| LookupError::IndexMismatch {
+            record_id: p.record_id.clone(),
+            file_key: p.file_key.clone(),
+            row_group: p.row_group,
+            row: p.row,
+            found,
+        };
+        let row = group
+            .row(p.row as usize)
+            .map_err(|e| file_err(&p.file_key, e))?
+            .ok_or_else(|| mismatch(format!("the row group has {} rows", group.len())))?;
         if row.record.record_id() != p.record_id || row.block_id != p.block_id {
-            return Err(LookupError::IndexMismatch {
-                record_id: p.record_id.clone(),
-                file_key: p.file_key.clone(),
-                row_group: p.row_group,
-                row: p.row,
-                found: format!(
-                    "that row is {} of block {}",
-                    row.record.record_id(),
-                    row.block_id
-                ),
-            });
+            return Err(mismatch(format!(
+                "that row is {} of block {}",
+                row.record.record_id(),
+                row.block_id
+            )));
         }
         // The block's leaves: all in this row group for ingest files; compacted files may
         // spread a block over row groups, which are then read too.
-        let mut leaves: Vec<(u32, [u8; 32])> = rows
-            .iter()
-            .filter(|r| r.block_id == p.block_id)
-            .map(|r| (r.leaf_index, r.leaf_hash))
-            .collect();
+        let mut leaves = group
+            .leaves_of(&p.block_id)
+            .map_err(|e| file_err(&p.file_key, e))?;
         reader.cost.index_reads += 1;
         let headers = self
             .index
@@ -335,22 +368,21 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
                 .map_err(|e| file_err(&p.file_key, e))?;
             for g in (0..groups).filter(|g| *g != p.row_group as usize) {
                 let more = reader
-                    .row_group(&p.file_key, g)
+                    .lazy_group(&p.file_key, g)
                     .await
                     .map_err(|e| file_err(&p.file_key, e))?;
                 leaves.extend(
-                    more.iter()
-                        .filter(|r| r.block_id == p.block_id)
-                        .map(|r| (r.leaf_index, r.leaf_hash)),
+                    more.leaves_of(&p.block_id)
+                        .map_err(|e| file_err(&p.file_key, e))?,
                 );
             }
         }
         leaves.sort_by_key(|(i, _)| *i);
         let next = headers.iter().find(|h| h.seq == p.seq + 1);
-        let proof = prove(row, &leaves, header, next);
+        let proof = prove(&row, &leaves, header, next);
         Ok(Lookup::Found(Found {
-            record: row.record.clone(),
-            features_sealed: row.features_sealed.clone(),
+            record: row.record,
+            features_sealed: row.features_sealed,
             file_key: p.file_key.clone(),
             row_group: p.row_group,
             row: p.row,
