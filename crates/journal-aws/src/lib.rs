@@ -15,6 +15,7 @@ mod clients;
 mod errors;
 pub mod identity;
 mod index;
+mod logging;
 mod rejects;
 mod retry;
 mod s3;
@@ -22,6 +23,7 @@ mod subject_keys;
 
 pub use clients::{load_master_key, AwsClients, SecretError};
 pub use index::DynamoIndex;
+pub use logging::init_lambda_tracing;
 pub use rejects::{
     SqsRejectSink, ATTR_BODY_ENCODING, ATTR_FIELD, ATTR_REASON, ATTR_RECORD_INDEX,
     ATTR_SOURCE_MESSAGE_ID,

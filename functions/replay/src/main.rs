@@ -4,15 +4,7 @@ use replay::{build_deps, function_handler, Config, Deps};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    journal_aws::init_lambda_tracing();
     let deps = match start().await {
         Ok(deps) => deps,
         Err(e) => {

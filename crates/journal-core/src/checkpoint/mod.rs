@@ -29,7 +29,8 @@ pub use signer::{
 };
 pub use store::CheckpointStore;
 pub use verify::{
-    verify_checkpoint_chain, verify_checkpoints, CheckpointFault, CheckpointRef, CheckpointReport,
+    load_checkpoints, verify_checkpoint_chain, verify_checkpoints, CheckpointFault, CheckpointRef,
+    CheckpointReport,
 };
 pub use write::{
     latest_checkpoint, write_all_checkpoints, write_checkpoint, write_checkpoint_with,

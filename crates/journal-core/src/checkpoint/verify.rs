@@ -21,7 +21,7 @@ use super::signer::{CheckpointPublicKey, PublicKeyError};
 use super::store::CheckpointStore;
 use super::write::{CheckpointError, CheckpointPolicy};
 use crate::integrity::{BlockHeader, ChainHead};
-use crate::ports::JournalIndex;
+use crate::ports::{JournalIndex, PortError};
 use crate::timestamp::Timestamp;
 
 /// A checkpoint named in a fault: its number, the chain seq it signed and when.
@@ -413,21 +413,13 @@ pub fn verify_checkpoint_chain(
     })
 }
 
-/// Reads a tenant's checkpoints and chain from storage and verifies them with
-/// [`verify_checkpoint_chain`]; objects under the checkpoint prefix that are not readable
-/// checkpoints, or hold a checkpoint other than the one their key names, are faults too.
-pub async fn verify_checkpoints<I, S>(
-    index: &I,
+/// Every checkpoint object of a tenant: the readable ones, a fault for each object that is not
+/// a readable checkpoint or holds another checkpoint than its key names, and how many objects
+/// were listed.
+pub async fn load_checkpoints<S: CheckpointStore>(
     store: &S,
     tenant_id: &str,
-    public_key_der: &[u8],
-    policy: &CheckpointPolicy,
-    now: Timestamp,
-) -> Result<CheckpointReport, CheckpointError>
-where
-    I: JournalIndex,
-    S: CheckpointStore,
-{
+) -> Result<(Vec<SignedCheckpoint>, Vec<CheckpointFault>, u64), PortError> {
     let mut faults = Vec::new();
     let mut signed = Vec::new();
     let keys = store.list_keys(&checkpoint_prefix(tenant_id)).await?;
@@ -457,6 +449,25 @@ where
             Ok(s) => signed.push(s),
         }
     }
+    Ok((signed, faults, stored))
+}
+
+/// Reads a tenant's checkpoints and chain from storage and verifies them with
+/// [`verify_checkpoint_chain`]; objects under the checkpoint prefix that are not readable
+/// checkpoints, or hold a checkpoint other than the one their key names, are faults too.
+pub async fn verify_checkpoints<I, S>(
+    index: &I,
+    store: &S,
+    tenant_id: &str,
+    public_key_der: &[u8],
+    policy: &CheckpointPolicy,
+    now: Timestamp,
+) -> Result<CheckpointReport, CheckpointError>
+where
+    I: JournalIndex,
+    S: CheckpointStore,
+{
+    let (signed, mut faults, stored) = load_checkpoints(store, tenant_id).await?;
     let blocks = index.list_blocks(tenant_id).await?;
     let head = index.chain_head(tenant_id).await?;
     let mut report = verify_checkpoint_chain(

@@ -44,9 +44,9 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    checkpoint_prefix, number_of_checkpoint_key, verify_checkpoint_chain, CheckpointFault,
-    CheckpointPolicy, CheckpointPublicKey, CheckpointRef, CheckpointStore, PublicKeyError,
-    SignedCheckpoint, SIGNING_ALGORITHM,
+    load_checkpoints, verify_checkpoint_chain, CheckpointFault, CheckpointPolicy,
+    CheckpointPublicKey, CheckpointRef, CheckpointStore, PublicKeyError, SignedCheckpoint,
+    SIGNING_ALGORITHM,
 };
 use crate::integrity::stored::{check_block_file, read_block_file};
 use crate::integrity::{verify_chain, BlockHeader, ChainHead, Fault};
@@ -514,45 +514,6 @@ where
         faults,
         ok,
     })
-}
-
-/// Every checkpoint object of the tenant: the readable ones, and a fault for each object that
-/// is not a readable checkpoint or holds another checkpoint than its key names (as
-/// [`crate::checkpoint::verify_checkpoints`] reads them).
-async fn load_checkpoints<C: CheckpointStore>(
-    store: &C,
-    tenant_id: &str,
-) -> Result<(Vec<SignedCheckpoint>, Vec<CheckpointFault>, u64), PortError> {
-    let mut faults = Vec::new();
-    let mut signed = Vec::new();
-    let keys = store.list_keys(&checkpoint_prefix(tenant_id)).await?;
-    let stored = keys.len() as u64;
-    for key in keys {
-        let unreadable = |reason: &str| CheckpointFault::UnreadableCheckpoint {
-            key: key.clone(),
-            reason: reason.to_string(),
-        };
-        if number_of_checkpoint_key(tenant_id, &key).is_none() {
-            faults.push(unreadable("not a checkpoint key"));
-            continue;
-        }
-        let Some(bytes) = store.get(&key).await? else {
-            faults.push(unreadable("listed but gone"));
-            continue;
-        };
-        match SignedCheckpoint::from_bytes(&bytes) {
-            Err(e) => faults.push(unreadable(&e.to_string())),
-            Ok(s) if s.checkpoint.key() != key => {
-                faults.push(CheckpointFault::MisplacedCheckpoint {
-                    key,
-                    tenant_id: s.checkpoint.tenant_id,
-                    number: s.checkpoint.number,
-                })
-            }
-            Ok(s) => signed.push(s),
-        }
-    }
-    Ok((signed, faults, stored))
 }
 
 /// The head and every block header of a chain, as one consistent snapshot.
