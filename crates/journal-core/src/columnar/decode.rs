@@ -172,6 +172,21 @@ impl LazyRowGroup {
         Ok(None)
     }
 
+    /// Every row, fully decoded and checked.
+    pub fn rows(&self) -> Result<Vec<JournalRow>, CodecError> {
+        let mut out = Vec::with_capacity(self.rows);
+        let mut first = 0;
+        for batch in &self.batches {
+            let at = RowPosition {
+                row_group: self.row_group,
+                row_in_group: first,
+            };
+            decode_into(batch, at, &mut out)?;
+            first += batch.num_rows();
+        }
+        Ok(out)
+    }
+
     /// `(leaf_index, leaf_hash)` of every row of `block_id`, in file order.
     pub fn leaves_of(&self, block_id: &str) -> Result<Vec<(u32, [u8; 32])>, CodecError> {
         let mut out = Vec::new();

@@ -11,8 +11,8 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::FOOTER_SIZE;
 
-use super::decode::{check_loaded, read_row_group, read_row_group_lazy, LazyRowGroup};
-use super::{CodecError, JournalRow};
+use super::decode::{check_loaded, read_row_group_lazy, LazyRowGroup};
+use super::CodecError;
 
 /// Bytes read from a file's end in the first GET: enough for the footer of every journal file
 /// up to tens of row groups, so one GET usually suffices.
@@ -120,21 +120,6 @@ impl ChunkReader for FileParts {
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         self.slice(start, length)
     }
-}
-
-/// The rows of `row_group`, decoded from fetched parts that cover it.
-pub fn decode_row_group_parts(
-    meta: &ArrowReaderMetadata,
-    parts: FileParts,
-    row_group: usize,
-) -> Result<Vec<JournalRow>, CodecError> {
-    let count = meta.metadata().num_row_groups();
-    if row_group >= count {
-        return Err(CodecError::NoSuchRowGroup { row_group, count });
-    }
-    let mut rows = Vec::new();
-    read_row_group(&parts, meta, row_group, &mut rows)?;
-    Ok(rows)
 }
 
 /// Reads one row group of a file held as [`FileParts`], keeping it as Arrow batches.

@@ -56,6 +56,16 @@ pub struct TimeRange {
     pub to: Option<Timestamp>,
 }
 
+impl TimeRange {
+    /// The range with open ends closed at the accepted extremes.
+    pub fn bounds(&self) -> (Timestamp, Timestamp) {
+        (
+            self.from.unwrap_or(Timestamp::MIN),
+            self.to.unwrap_or(Timestamp::MAX),
+        )
+    }
+}
+
 /// The operations, tagged by `op`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::columnar::ranged::{
-    decode_footer, decode_row_group_lazy, decode_row_group_parts, metadata_range, row_group_range,
-    FileParts, FOOTER_PROBE_BYTES,
+    decode_footer, decode_row_group_lazy, metadata_range, row_group_range, FileParts,
+    FOOTER_PROBE_BYTES,
 };
 use crate::columnar::{JournalRow, LazyRowGroup};
 use crate::integrity::{inclusion_proof, leaf_hash, merkle_root, verify_inclusion, BlockHeader};
@@ -135,7 +135,6 @@ struct Footer {
 pub struct RowReader<'a, S> {
     store: &'a S,
     footers: HashMap<String, Footer>,
-    groups: HashMap<(String, usize), std::sync::Arc<Vec<JournalRow>>>,
     lazy: HashMap<(String, usize), std::sync::Arc<LazyRowGroup>>,
     pub cost: ReadCost,
 }
@@ -145,7 +144,6 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
         Self {
             store,
             footers: HashMap::new(),
-            groups: HashMap::new(),
             lazy: HashMap::new(),
             cost: ReadCost::default(),
         }
@@ -169,14 +167,9 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
         Ok(b)
     }
 
-    /// The file's footer (cached), then the bytes of one row group: one GET for the footer
-    /// (small files arrive whole with it), maybe one more for a large footer, one for the
-    /// part of the row group the footer read did not cover.
-    async fn fetch_group(
-        &mut self,
-        file_key: &str,
-        row_group: usize,
-    ) -> Result<(Footer, FileParts), RowReadError> {
+    /// The file's footer, cached: one GET of the file's end (small files arrive whole with
+    /// it), maybe one more for a large footer.
+    async fn footer(&mut self, file_key: &str) -> Result<Footer, RowReadError> {
         if !self.footers.contains_key(file_key) {
             let (total, suffix) = self.suffix(file_key).await?;
             let meta_range = metadata_range(&suffix, total).map_err(|e| file_err(file_key, e))?;
@@ -204,7 +197,17 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
                 },
             );
         }
-        let footer = self.footers[file_key].clone();
+        Ok(self.footers[file_key].clone())
+    }
+
+    /// The footer, then the bytes of one row group: one GET for the part of the row group
+    /// the footer read did not cover (none when it did).
+    async fn fetch_group(
+        &mut self,
+        file_key: &str,
+        row_group: usize,
+    ) -> Result<(Footer, FileParts), RowReadError> {
+        let footer = self.footer(file_key).await?;
         let range = row_group_range(footer.meta.metadata(), row_group)
             .map_err(|e| file_err(file_key, e))?;
         let part = if range.start >= footer.tail_start {
@@ -225,22 +228,14 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
         Ok((footer, parts))
     }
 
-    /// Every row of one row group, decoded.
+    /// Every row of one row group, decoded (from the one cached copy of the group).
     pub async fn row_group(
         &mut self,
         file_key: &str,
         row_group: usize,
-    ) -> Result<std::sync::Arc<Vec<JournalRow>>, RowReadError> {
-        if let Some(rows) = self.groups.get(&(file_key.to_string(), row_group)) {
-            return Ok(rows.clone());
-        }
-        let (footer, parts) = self.fetch_group(file_key, row_group).await?;
-        let rows = decode_row_group_parts(&footer.meta, parts, row_group)
-            .map_err(|e| file_err(file_key, e))?;
-        let rows = std::sync::Arc::new(rows);
-        self.groups
-            .insert((file_key.to_string(), row_group), rows.clone());
-        Ok(rows)
+    ) -> Result<Vec<JournalRow>, RowReadError> {
+        let group = self.lazy_group(file_key, row_group).await?;
+        Ok(group.rows().map_err(|e| file_err(file_key, e))?)
     }
 
     /// One row group as Arrow batches, rows decoded on demand (what a lookup needs).
@@ -263,11 +258,12 @@ impl<'a, S: RangedObjectStore> RowReader<'a, S> {
 
     /// Row groups in the file (reads the footer if not cached).
     pub async fn row_group_count(&mut self, file_key: &str) -> Result<usize, RowReadError> {
-        if !self.footers.contains_key(file_key) {
-            // Reading row group 0 loads the footer; files always have at least one.
-            self.lazy_group(file_key, 0).await?;
-        }
-        Ok(self.footers[file_key].meta.metadata().num_row_groups())
+        Ok(self
+            .footer(file_key)
+            .await?
+            .meta
+            .metadata()
+            .num_row_groups())
     }
 }
 

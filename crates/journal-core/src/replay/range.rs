@@ -4,13 +4,12 @@
 
 use super::api::{Answer, RecordsPage, TimeRange};
 use super::lookup::{prove, Found, Lookup, RowReadError, RowReader, RESTORE_DAYS};
-use super::service::{bounds, page_size, Done, Failure, ReplayService};
+use super::service::{page_size, Done, Failure, ReplayService};
 use super::views::record_view;
 use crate::access::Role;
 use crate::checkpoint::CheckpointStore;
 use crate::ports::{JournalIndex, RangedObjectStore, ReadError, SubjectKeyStore};
 use crate::record::Kind;
-use crate::timestamp::Timestamp;
 
 /// Where a range page ended: chain seq and leaf index of the last record returned.
 fn parse_cursor(text: &str) -> Result<(u64, u32), Failure> {
@@ -29,7 +28,6 @@ pub(super) async fn query_range<S, I, K, C>(
     range: &TimeRange,
     limit: Option<usize>,
     cursor: Option<&str>,
-    now: Timestamp,
 ) -> Result<Done, Failure>
 where
     S: RangedObjectStore,
@@ -39,7 +37,7 @@ where
 {
     let size = page_size(limit)?;
     let after = cursor.map(parse_cursor).transpose()?;
-    let (from, to) = bounds(range, now);
+    let (from, to) = range.bounds();
     let headers = svc.index().list_blocks(tenant).await?;
     let coverage = svc.coverage(tenant).await;
     let covered = coverage.as_ref().and_then(|c| c.covered_seq);
@@ -48,6 +46,8 @@ where
     let mut records = Vec::new();
     let mut read = Vec::new();
     let mut next_cursor = None;
+    // Chain position of the last record on the page: where the next page starts.
+    let mut last: Option<(u64, u32)> = None;
     'blocks: for (i, h) in headers.iter().enumerate() {
         if h.last_occurred_at < from || h.first_occurred_at >= to {
             continue;
@@ -81,9 +81,9 @@ where
                 .row_group(&h.file_key, g)
                 .await
                 .map_err(|e| Failure::unavailable(format!("{} row group {g}: {e}", h.file_key)))?;
-            for (n, row) in group.iter().enumerate() {
+            for (n, row) in group.into_iter().enumerate() {
                 if row.block_id == h.block_id {
-                    rows.push((g as u32, n as u32, row.clone()));
+                    rows.push((g as u32, n as u32, row));
                 }
             }
         }
@@ -102,9 +102,7 @@ where
                 continue;
             }
             if records.len() == size {
-                next_cursor = read
-                    .last()
-                    .map(|_: &String| format!("{}:{}", last_seq(&records), last_leaf(&records)));
+                next_cursor = last.map(|(seq, leaf)| format!("{seq}:{leaf}"));
                 break 'blocks;
             }
             let found = Lookup::Found(Found {
@@ -117,6 +115,7 @@ where
             });
             read.push(row.record.record_id().to_string());
             records.push(record_view(&found, role, &pii, covered));
+            last = Some((h.seq, row.leaf_index));
         }
     }
     Ok(Done::new(
@@ -127,18 +126,4 @@ where
         }),
         read,
     ))
-}
-
-fn last_seq(records: &[super::api::RecordView]) -> u64 {
-    records
-        .last()
-        .and_then(|v| v.proof.as_ref())
-        .map_or(0, |p| p.block_seq)
-}
-
-fn last_leaf(records: &[super::api::RecordView]) -> u32 {
-    records
-        .last()
-        .and_then(|v| v.proof.as_ref())
-        .map_or(0, |p| p.leaf_index)
 }

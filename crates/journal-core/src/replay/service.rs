@@ -299,7 +299,7 @@ where
                     .master
                     .tenant_keys(tenant)
                     .subject_ref(subject_id);
-                let (from, to) = bounds(range, now);
+                let (from, to) = range.bounds();
                 let pointers = self
                     .index()
                     .query_subject(tenant, &subject_ref, from, to)
@@ -317,7 +317,7 @@ where
                 let version = model_version.as_deref().ok_or_else(|| {
                     Failure::bad_request("model_version: required (the index is per version)")
                 })?;
-                let (from, to) = bounds(range, now);
+                let (from, to) = range.bounds();
                 let pointers = self
                     .index()
                     .query_model(tenant, model_name, version, from, to)
@@ -330,7 +330,7 @@ where
                 limit,
                 cursor,
             } => {
-                super::range::query_range(self, role, tenant, range, *limit, cursor.as_deref(), now)
+                super::range::query_range(self, role, tenant, range, *limit, cursor.as_deref())
                     .await
             }
             Operation::Verify { range } => self.verify(tenant, range, now).await,
@@ -497,7 +497,7 @@ where
         }
         let size = page_size(limit)?;
         let after = cursor.map(Cursor::parse).transpose()?;
-        let (from, to) = bounds(range, now);
+        let (from, to) = range.bounds();
         let pointers = self.index().query_access(tenant, from, to).await?;
         let (page, next) = page_after(&pointers, after.as_ref(), size);
         let finder = Finder::new(self.store(), self.index());
@@ -577,14 +577,6 @@ pub(super) fn page_size(limit: Option<usize>) -> Result<usize, Failure> {
         Some(0) => Err(Failure::bad_request("limit: must be at least 1")),
         Some(n) => Ok(n.min(MAX_PAGE)),
     }
-}
-
-/// The range with open ends closed at the accepted extremes.
-pub(super) fn bounds(range: &TimeRange, _now: Timestamp) -> (Timestamp, Timestamp) {
-    (
-        range.from.unwrap_or(Timestamp::MIN),
-        range.to.unwrap_or(Timestamp::MAX),
-    )
 }
 
 pub(super) fn lookup_id(l: &Lookup) -> String {

@@ -4,7 +4,7 @@
 use super::api::{Answer, Flip, Operation, Request, WhatIfPage};
 use super::lookup::{Finder, Lookup, RowReader};
 use super::reexec::{features_of, Registry};
-use super::service::{bounds, page_size, Done, Failure, ReplayService};
+use super::service::{page_size, Done, Failure, ReplayService};
 use super::views::{page_after, Cursor};
 use crate::access::Role;
 use crate::checkpoint::CheckpointStore;
@@ -80,7 +80,7 @@ where
             selected = Vec::new();
         }
         (None, Some(name), Some(version)) => {
-            let (from, to) = bounds(range, now);
+            let (from, to) = range.bounds();
             pointers = svc
                 .index()
                 .query_model(tenant, name, version, from, to)
