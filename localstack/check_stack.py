@@ -24,7 +24,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 REQUIRED_OUTPUTS = ("BucketName", "QueueUrl", "QueueArn", "DlqUrl", "TableName", "SecretArn", "SubjectKeyId")
-GSIS = {"by_subject": ("gsi1pk", "gsi1sk"), "by_model": ("gsi2pk", "gsi2sk"), "by_ref": ("gsi3pk", "gsi3sk")}
+GSIS = {"by_subject": ("gsi1pk", "gsi1sk"), "by_model": ("gsi2pk", "gsi2sk")}
 
 failures = 0
 
@@ -130,7 +130,7 @@ def check_table(ddb, table: str) -> None:
     mode = (t.get("BillingModeSummary") or {}).get("BillingMode")
     check("dynamodb PAY_PER_REQUEST", mode == "PAY_PER_REQUEST", str(mode))
     gsis = {g["IndexName"]: g for g in t.get("GlobalSecondaryIndexes", [])}
-    check("dynamodb GSIs by_subject, by_model, by_ref", set(gsis) == set(GSIS), ", ".join(sorted(gsis)))
+    check("dynamodb GSIs by_subject, by_model", set(gsis) == set(GSIS), ", ".join(sorted(gsis)))
     for name, (h, r) in GSIS.items():
         g = gsis.get(name)
         ks = {k["AttributeName"]: k["KeyType"] for k in g["KeySchema"]} if g else {}

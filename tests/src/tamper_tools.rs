@@ -306,6 +306,67 @@ impl Fixture {
         Ok(SignedCheckpoint::from_bytes(&bytes)?)
     }
 
+    /// Puts a checkpoint back over its key with `edit` applied to its block list; the signed
+    /// document and signature stay as they were.
+    pub async fn edit_block_list(
+        &self,
+        tenant: &str,
+        number: u64,
+        edit: impl FnOnce(&mut Vec<String>),
+    ) -> Result<()> {
+        let mut signed = self.checkpoint(tenant, number).await?;
+        edit(&mut signed.block_hashes);
+        self.put_object(
+            &checkpoint_key(tenant, number),
+            Bytes::from(signed.to_bytes()),
+        )
+        .await
+    }
+
+    // Index.
+
+    /// Flips the lowest bit of the pointer's copy of its block header (the `block` attribute
+    /// of `D#tenant#record`): its last byte is the low byte of the header's `sealed_at`.
+    pub async fn flip_pointer_header_bit(&self, tenant: &str, record_id: &str) -> Result<()> {
+        let ddb = &self.j.clients.dynamodb;
+        let key = [
+            (
+                "pk".to_string(),
+                AttributeValue::S(layout::pointer_pk(tenant, record_id)),
+            ),
+            (
+                "sk".to_string(),
+                AttributeValue::S(layout::POINTER_SK.into()),
+            ),
+        ];
+        let item = ddb
+            .get_item()
+            .table_name(&self.j.config.table)
+            .set_key(Some(key.clone().into_iter().collect()))
+            .consistent_read(true)
+            .send()
+            .await?
+            .item
+            .with_context(|| format!("no pointer {tenant} / {record_id}"))?;
+        let mut blob = item
+            .get("block")
+            .and_then(|v| v.as_b().ok())
+            .context("pointer without a block attribute")?
+            .as_ref()
+            .to_vec();
+        let last = blob.len() - 1;
+        blob[last] ^= 0x01;
+        ddb.update_item()
+            .table_name(&self.j.config.table)
+            .set_key(Some(key.into_iter().collect()))
+            .update_expression("SET #b = :b")
+            .expression_attribute_names("#b", "block")
+            .expression_attribute_values(":b", AttributeValue::B(blob.into()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// Flips one bit of the last byte of a checkpoint's DER signature and puts the document
     /// back over its key: Object Lock keeps the signed version, but a versioned bucket takes a
     /// new current version, which is what readers see.
@@ -314,7 +375,7 @@ impl Fixture {
         let mut der = signed.signature_der()?;
         let last = der.len() - 1;
         der[last] ^= 0x01;
-        let forged = SignedCheckpoint::new(signed.checkpoint, &der);
+        let forged = SignedCheckpoint::new(signed.checkpoint, &der, signed.block_hashes);
         self.put_object(
             &checkpoint_key(tenant, number),
             Bytes::from(forged.to_bytes()),

@@ -42,6 +42,7 @@ async fn lookups_read_ranges_and_prove_every_record_and_archived_files_ask_for_a
             other => panic!("{id}: {other:?}"),
         }
         most_gets = most_gets.max(reader.cost.ranged_gets);
+        // No checkpoints here: the pointer, then the chain items for the link.
         assert_eq!(reader.cost.index_reads, 2, "pointer + chain items");
     }
     assert!(

@@ -8,9 +8,11 @@
 
 use anyhow::{Context, Result};
 use integration_tests::tamper_tools::Fixture;
-use journal_core::checkpoint::checkpoint_key;
+use journal_core::checkpoint::{checkpoint_key, CheckpointWitness, WitnessCache};
+use journal_core::columnar;
 use journal_core::integrity::Fault;
 use journal_core::replay::audit::{kind, AuditReport, NamedFault, VerifyScope};
+use journal_core::replay::{Finder, Lookup, RowReader};
 use journal_core::timestamp::Timestamp;
 use serde_json::Value;
 
@@ -243,6 +245,20 @@ async fn bad_deleted_and_absent_checkpoints_are_named() -> Result<()> {
     // The other checkpoints still vouch for the whole chain.
     assert_eq!(r.covered_seq, r.head_seq);
 
+    // Altered block list: checkpoint 0's list rewritten beside its untouched signature.
+    fx.edit_block_list(a, 0, |hashes| hashes[0] = "ab".repeat(32))
+        .await?;
+    let r = fx.verify(a).await?;
+    show(&r);
+    assert_eq!(
+        kinds(&r),
+        [kind::BAD_SIGNATURE, kind::ALTERED_BLOCK_LIST],
+        "{r:#?}"
+    );
+    let f = only(&r, kind::ALTERED_BLOCK_LIST);
+    assert_eq!(f.checkpoint, Some(0));
+    assert!(f.message.contains("digest to"), "{f}");
+
     // Missing checkpoint: checkpoint 1 deleted (a delete marker; the locked version stays).
     let b_count = fx.checkpoint_counts[b.as_str()];
     fx.delete_object(&checkpoint_key(b, 1)).await?;
@@ -355,5 +371,81 @@ async fn a_time_range_reads_only_its_blocks_but_still_reports_a_gap_before_it() 
     // The whole tenant finds the altered row as well.
     let r = fx.verify(a).await?;
     assert_eq!(only(&r, kind::ALTERED_ROW).seq, Some(altered.seq));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lookup_rests_on_one_index_read_and_its_checkpoint_and_names_an_altered_header_copy(
+) -> Result<()> {
+    let fx = Fixture::new("tamper-lookup", 606).await?;
+    let a = &fx.tenants[0];
+    let block = fx.middle_block(a, 2).await?;
+    let rows = columnar::decode_file(fx.get_object(&block.file_key).await?)?;
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.record.record_id().to_string())
+        .collect();
+    let (store, index) = (&fx.j.deps.store, &fx.j.deps.index);
+    let cache = WitnessCache::default();
+    let der = fx.signer.public_key_der();
+    let witness = CheckpointWitness::new(&fx.checkpoints, Some(der.as_slice()), &cache);
+    let finder = Finder::new(store, index).with_witness(&witness);
+    let lookup = |id: String| {
+        let finder = &finder;
+        async move {
+            let mut reader = RowReader::new(store);
+            let (found, _) = finder
+                .by_id_with_links(&mut reader, a, &id, Timestamp::now())
+                .await?;
+            let Lookup::Found(f) = found else {
+                anyhow::bail!("{id}: {found:?}")
+            };
+            Ok((f, reader.cost))
+        }
+    };
+
+    // Cold: the pointer (one Query), the file, the checkpoint by its locator (list + GET).
+    let (f, cost) = lookup(ids[0].clone()).await?;
+    assert!(f.proof.verified, "{:?}", f.proof.faults);
+    let c = f
+        .proof
+        .checkpoint
+        .clone()
+        .context("rests on a checkpoint")?;
+    assert!(c.signature_verified && c.first_seq <= block.seq && block.seq <= c.seq);
+    assert_eq!(
+        (cost.index_reads, cost.checkpoint_requests),
+        (1, 2),
+        "{cost:?}"
+    );
+    assert!((1..=3).contains(&cost.ranged_gets), "{cost:?}");
+    // Warm: one index read, the checkpoint already checked.
+    let (f, cost) = lookup(ids[1].clone()).await?;
+    assert!(f.proof.verified && f.proof.checkpoint == Some(c.clone()));
+    assert_eq!(
+        (cost.index_reads, cost.checkpoint_requests),
+        (1, 0),
+        "{cost:?}"
+    );
+
+    // The index's copy of the header altered: the checkpoint does not list what it hashes to.
+    fx.flip_pointer_header_bit(a, &ids[1]).await?;
+    let (f, _) = lookup(ids[1].clone()).await?;
+    assert!(!f.proof.verified && !f.proof.linked_in_chain);
+    let fault = &f.proof.faults[0];
+    assert!(
+        fault.starts_with(&format!(
+            "altered block header: block {} hashes to",
+            block.seq
+        )) && fault.contains(&format!(
+            "checkpoint {} lists {}",
+            c.number,
+            block.block_hash()
+        )),
+        "{:?}",
+        f.proof.faults
+    );
+    // Its neighbour's pointer is untouched and still proves.
+    assert!(lookup(ids[0].clone()).await?.0.proof.verified);
     Ok(())
 }

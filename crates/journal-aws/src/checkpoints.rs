@@ -296,6 +296,14 @@ impl CheckpointStore for S3CheckpointStore {
         self.objects.list(prefix).await
     }
 
+    async fn first_key_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.objects.first_key_after(prefix, start_after).await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, PortError> {
         self.objects.get_object(key).await
     }

@@ -112,6 +112,30 @@ impl S3ObjectStore {
             }
         }
     }
+
+    /// The first key under `prefix` after `start_after`: one ListObjectsV2 with `MaxKeys` 1.
+    pub async fn first_key_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Option<String>, PortError> {
+        const OP: &str = "list objects";
+        let out = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .start_after(start_after)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, &self.target(prefix), &e))?;
+        Ok(out
+            .contents()
+            .first()
+            .and_then(|o| o.key())
+            .map(str::to_string))
+    }
 }
 
 async fn collect(op: &str, target: &str, body: ByteStream) -> Result<Bytes, PortError> {

@@ -22,7 +22,6 @@ pub const SUBJECT_KEY_SK: &str = "K";
 
 pub const GSI_BY_SUBJECT: &str = "by_subject";
 pub const GSI_BY_MODEL: &str = "by_model";
-pub const GSI_BY_REF: &str = "by_ref";
 
 /// Hive-style key of the Parquet file one ingest block writes, partitioned by receive time
 /// (a block holds one invocation's records, which may span several occurrence hours).
@@ -62,8 +61,13 @@ pub fn access_pk(tenant_id: &str) -> String {
     format!("A#{tenant_id}")
 }
 
-pub fn ref_pk(tenant_id: &str, decision_id: &str) -> String {
-    format!("R#{tenant_id}#{decision_id}")
+/// Prefix of the link items in a decision's partition (`pointer_pk`): one per outcome or
+/// review that refers to it, a copy of that record's pointer, so one Query returns a decision
+/// and everything linked to it.
+pub const LINK_SK_PREFIX: &str = "L#";
+
+pub fn link_sk(occurred_at: Timestamp, record_id: &str) -> String {
+    format!("{LINK_SK_PREFIX}{}", timeline_sk(occurred_at, record_id))
 }
 
 /// Sort key of the timelines: sorts by time, then id; ranges use `occurred_at` prefixes.

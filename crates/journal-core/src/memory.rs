@@ -1,7 +1,7 @@
 //! In-process implementations of the ports, with the same conditional semantics as the
 //! DynamoDB/S3 adapters, for unit tests of the pipeline and verification. Not for production.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -162,6 +162,8 @@ impl SubjectKeyStore for MemorySubjectKeys {
 }
 
 #[derive(Clone, Debug)]
+// An in-memory test double: the pointer is stored inline, as the real index stores it whole.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Claimed(Claim),
     Indexed(Pointer),
@@ -173,11 +175,24 @@ struct IndexState {
     manifest: BTreeMap<(String, String), ManifestEntry>,
     heads: HashMap<String, ChainHead>,
     blocks: BTreeMap<(String, u64), BlockHeader>,
+    /// `(tenant, decision id, occurred_at, record id)` of every outcome and review: the link
+    /// items DynamoDB keeps in the decision's partition.
+    links: BTreeSet<(String, String, Timestamp, String)>,
 }
 
 #[derive(Default)]
 pub struct MemoryIndex {
     state: Mutex<IndexState>,
+}
+
+#[cfg(test)]
+impl MemoryIndex {
+    /// Overwrites a stored block header in place (tampering, for tests).
+    pub(crate) fn replace_block_for_tests(&self, header: &BlockHeader) {
+        lock(&self.state)
+            .blocks
+            .insert((header.chain_id.clone(), header.seq), header.clone());
+    }
 }
 
 fn existing(entry: &Entry) -> ExistingPointer {
@@ -214,7 +229,14 @@ impl MemoryIndex {
 
     /// Indexed pointers matching `keep`, oldest first, as the GSI timelines return them.
     fn timeline(&self, keep: impl Fn(&Pointer) -> bool) -> Vec<Pointer> {
-        let mut out: Vec<Pointer> = self.pointers().into_iter().filter(|p| keep(p)).collect();
+        let mut out: Vec<Pointer> = lock(&self.state)
+            .records
+            .values()
+            .filter_map(|e| match e {
+                Entry::Indexed(p) if keep(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
         out.sort_by(|a, b| (a.occurred_at, &a.record_id).cmp(&(b.occurred_at, &b.record_id)));
         out
     }
@@ -344,6 +366,14 @@ impl JournalIndex for MemoryIndex {
     async fn write_pointers(&self, pointers: &[Pointer]) -> Result<(), PortError> {
         let mut s = lock(&self.state);
         for p in pointers {
+            if let Some(decision_id) = p.refers_to.as_ref().filter(|d| !d.is_empty()) {
+                s.links.insert((
+                    p.tenant_id.clone(),
+                    decision_id.clone(),
+                    p.occurred_at,
+                    p.record_id.clone(),
+                ));
+            }
             s.records.insert(
                 (p.tenant_id.clone(), p.record_id.clone()),
                 Entry::Indexed(p.clone()),
@@ -379,6 +409,16 @@ impl JournalIndex for MemoryIndex {
                 Entry::Claimed(_) => IndexEntry::Claimed(existing(e)),
                 Entry::Indexed(p) => IndexEntry::Indexed(p.clone()),
             }))
+    }
+
+    async fn get_with_links(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> Result<(Option<IndexEntry>, Vec<Pointer>), PortError> {
+        let entry = self.get_pointer(tenant_id, record_id).await?;
+        let links = self.query_refs(tenant_id, record_id).await?;
+        Ok((entry, links))
     }
 
     async fn query_subject(
@@ -438,8 +478,18 @@ impl JournalIndex for MemoryIndex {
         tenant_id: &str,
         decision_id: &str,
     ) -> Result<Vec<Pointer>, PortError> {
-        Ok(self
-            .timeline(|p| p.tenant_id == tenant_id && p.refers_to.as_deref() == Some(decision_id)))
+        let s = lock(&self.state);
+        let (t, d) = (tenant_id.to_string(), decision_id.to_string());
+        Ok(s.links
+            .range((t.clone(), d.clone(), Timestamp::MIN, String::new())..)
+            .take_while(|(lt, ld, _, _)| *lt == t && *ld == d)
+            .filter_map(
+                |(_, _, _, id)| match s.records.get(&(t.clone(), id.clone())) {
+                    Some(Entry::Indexed(p)) => Some(p.clone()),
+                    _ => None,
+                },
+            )
+            .collect())
     }
 
     async fn list_blocks_between(

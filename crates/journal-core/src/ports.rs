@@ -170,6 +170,9 @@ pub struct Pointer {
     pub refers_to: Option<String>,
     pub content_mac: String,
     pub storage_state: FileState,
+    /// The chained header of the record's block, copied at index time, so that a lookup
+    /// proves leaf → root → block hash → signed checkpoint without reading the chain.
+    pub block: BlockHeader,
 }
 
 pub trait ObjectStore: Send + Sync {
@@ -335,6 +338,13 @@ pub trait JournalIndex: Send + Sync {
         tenant_id: &str,
         record_id: &str,
     ) -> impl Future<Output = Result<Option<IndexEntry>, PortError>> + Send;
+    /// The index entry of a record and the indexed records that refer to it (outcomes,
+    /// reviews; oldest first): one read of the record's partition.
+    fn get_with_links(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> impl Future<Output = Result<(Option<IndexEntry>, Vec<Pointer>), PortError>> + Send;
     /// Indexed records of a subject with `from <= occurred_at < to`, oldest first.
     fn query_subject(
         &self,

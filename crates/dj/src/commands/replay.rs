@@ -189,11 +189,30 @@ pub fn render_lookup(view: &RecordView, style: Style) -> String {
         if let Some(h) = &p.block_hash {
             pairs.push(("block hash".into(), h.clone()));
         }
-        if let Some(c) = view.checkpointed {
-            pairs.push((
+        match (&p.checkpoint, view.checkpointed) {
+            (Some(c), _) => pairs.push((
+                "checkpoint".into(),
+                format!(
+                    "{} (signed {}, lists blocks {}..={}{})",
+                    c.number,
+                    c.signed_at,
+                    c.first_seq,
+                    c.seq,
+                    if c.signature_verified {
+                        ", signature verified"
+                    } else {
+                        ""
+                    }
+                ),
+            )),
+            (None, Some(c)) => pairs.push((
                 "checkpointed".into(),
                 if c { "yes" } else { "not yet" }.into(),
-            ));
+            )),
+            (None, None) => {}
+        }
+        if let Some(why) = &p.chain_link_because {
+            pairs.push(("linked through the chain".into(), why.clone()));
         }
         for f in &p.faults {
             pairs.push(("fault".into(), f.clone()));
@@ -323,6 +342,41 @@ pub fn render_reexecution(r: &Reexecution, style: Style) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_proof_names_the_checkpoint_it_rests_on_or_why_it_rests_on_the_chain() {
+        let view = |proof: serde_json::Value| -> RecordView {
+            serde_json::from_value(json!({
+                "record_id": "dec-1", "status": "found",
+                "record": {"kind": "decision", "decision_id": "dec-1"},
+                "proof": proof, "checkpointed": true
+            }))
+            .unwrap()
+        };
+        let base = json!({"leaf_hash": "aa", "leaf_matches_row": true, "leaf_index": 0,
+                          "block_size": 1, "audit_path": [], "merkle_root": "aa",
+                          "block_seq": 5, "linked_in_chain": true, "faults": [],
+                          "verified": true});
+        let mut on_checkpoint = base.clone();
+        on_checkpoint["checkpoint"] = json!({"number": 3, "first_seq": 4, "seq": 9,
+            "signed_at": "2026-03-15T10:00:00.000Z", "key_id": "k",
+            "signature_verified": true});
+        let text = render_lookup(&view(on_checkpoint), Style::default());
+        assert!(
+            text.contains(
+                "3 (signed 2026-03-15T10:00:00.000Z, lists blocks 4..=9, signature verified)"
+            ),
+            "{text}"
+        );
+        let mut on_chain = base;
+        on_chain["chain_link_because"] = json!("no checkpoint reaches this block yet");
+        let text = render_lookup(&view(on_chain), Style::default());
+        assert!(
+            text.contains("no checkpoint reaches this block yet"),
+            "{text}"
+        );
+        assert!(text.contains("checkpointed"), "{text}");
+    }
 
     #[test]
     fn lookups_show_record_proof_redactions_and_links() {

@@ -126,10 +126,12 @@ pub(super) async fn write_pointers(
             }
         }
     }
-    let batches: Vec<Vec<Item>> = unique
-        .chunks(BATCH_SIZE)
-        .map(|chunk| chunk.iter().map(|p| items::pointer_item(p)).collect())
+    // Each pointer, and for an outcome or review its link item under the decision.
+    let all: Vec<Item> = unique
+        .iter()
+        .flat_map(|p| std::iter::once(items::pointer_item(p)).chain(items::link_item(p)))
         .collect();
+    let batches: Vec<Vec<Item>> = all.chunks(BATCH_SIZE).map(<[Item]>::to_vec).collect();
     let writes: Vec<_> = batches.into_iter().map(|b| write_batch(ix, b)).collect();
     futures::stream::iter(writes)
         .buffer_unordered(BATCH_CONCURRENCY)
@@ -212,12 +214,60 @@ pub(super) async fn get_pointer(
         .map_err(|e| e.at(OP, &item))
 }
 
+/// A record's entry and its link items: one Query of its partition.
+pub(super) async fn get_with_links(
+    ix: &DynamoIndex,
+    tenant_id: &str,
+    record_id: &str,
+) -> Result<(Option<IndexEntry>, Vec<Pointer>), PortError> {
+    const OP: &str = "get pointer with links";
+    let pk = layout::pointer_pk(tenant_id, record_id);
+    let query = ix
+        .client
+        .query()
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(&pk))
+        .consistent_read(true);
+    let mut entry = None;
+    let mut links = Vec::new();
+    for item in ix.query_all(OP, &pk, query).await? {
+        let sk = item.get(items::SK).and_then(|v| v.as_s().ok());
+        match sk.map(String::as_str) {
+            Some(layout::POINTER_SK) => {
+                entry = Some(items::index_entry(&item).map_err(|e| e.at(OP, &item))?)
+            }
+            Some(sk) if sk.starts_with(layout::LINK_SK_PREFIX) => {
+                links.push(items::pointer(&item).map_err(|e| e.at(OP, &item))?)
+            }
+            _ => {}
+        }
+    }
+    Ok((entry, links))
+}
+
+/// The link items of a decision (outcomes and reviews referring to it), oldest first.
+pub(super) async fn query_links(
+    ix: &DynamoIndex,
+    tenant_id: &str,
+    decision_id: &str,
+) -> Result<Vec<Pointer>, PortError> {
+    const OP: &str = "query links";
+    let pk = layout::pointer_pk(tenant_id, decision_id);
+    let query = ix
+        .client
+        .query()
+        .key_condition_expression("pk = :pk AND begins_with(sk, :links)")
+        .expression_attribute_values(":pk", s(&pk))
+        .expression_attribute_values(":links", s(layout::LINK_SK_PREFIX))
+        .scan_index_forward(true);
+    parse_pointers(OP, ix.query_all(OP, &pk, query).await?)
+}
+
 /// The GSIs over the record items; each sorts by `occurred_at#record_id`.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Timeline {
     Subject,
     Model,
-    Ref,
 }
 
 impl Timeline {
@@ -225,7 +275,6 @@ impl Timeline {
         match self {
             Timeline::Subject => (layout::GSI_BY_SUBJECT, items::GSI1PK, items::GSI1SK),
             Timeline::Model => (layout::GSI_BY_MODEL, items::GSI2PK, items::GSI2SK),
-            Timeline::Ref => (layout::GSI_BY_REF, items::GSI3PK, items::GSI3SK),
         }
     }
 }
@@ -266,25 +315,6 @@ pub(super) async fn query_timeline(
         .expression_attribute_values(":pk", s(pk))
         .expression_attribute_values(":lo", s(lo))
         .expression_attribute_values(":hi", s(hi))
-        .scan_index_forward(true);
-    parse_pointers(OP, ix.query_all(OP, pk, query).await?)
-}
-
-#[tracing::instrument(skip_all, fields(table = %ix.table, ?timeline, pk = %pk))]
-pub(super) async fn query_timeline_all(
-    ix: &DynamoIndex,
-    timeline: Timeline,
-    pk: &str,
-) -> Result<Vec<Pointer>, PortError> {
-    const OP: &str = "query timeline";
-    let (index, pk_attr, _) = timeline.index();
-    let query = ix
-        .client
-        .query()
-        .index_name(index)
-        .key_condition_expression("#pk = :pk")
-        .expression_attribute_names("#pk", pk_attr)
-        .expression_attribute_values(":pk", s(pk))
         .scan_index_forward(true);
     parse_pointers(OP, ix.query_all(OP, pk, query).await?)
 }

@@ -25,8 +25,6 @@ pub(crate) const GSI1PK: &str = "gsi1pk";
 pub(crate) const GSI1SK: &str = "gsi1sk";
 pub(crate) const GSI2PK: &str = "gsi2pk";
 pub(crate) const GSI2SK: &str = "gsi2sk";
-pub(crate) const GSI3PK: &str = "gsi3pk";
-pub(crate) const GSI3SK: &str = "gsi3sk";
 
 pub(crate) const STATE_CLAIMED: &str = "claimed";
 pub(crate) const STATE_INDEXED: &str = "indexed";
@@ -169,36 +167,7 @@ pub(crate) fn claim_item(c: &Claim) -> Item {
 /// The final pointer item, with the GSI attributes of the timelines it belongs to.
 pub(crate) fn pointer_item(p: &Pointer) -> Item {
     let mut item = pointer_key(&p.tenant_id, &p.record_id);
-    item.extend([
-        (STATE.to_string(), s(STATE_INDEXED)),
-        ("tenant_id".to_string(), s(&p.tenant_id)),
-        ("record_id".to_string(), s(&p.record_id)),
-        ("kind".to_string(), s(&p.kind)),
-        ("block_id".to_string(), s(&p.block_id)),
-        ("seq".to_string(), n(p.seq)),
-        ("file_key".to_string(), s(&p.file_key)),
-        ("row_group".to_string(), n(p.row_group)),
-        ("row".to_string(), n(p.row)),
-        ("leaf_index".to_string(), n(p.leaf_index)),
-        ("occurred_at".to_string(), s(p.occurred_at.to_string())),
-        ("occurred_at_ms".to_string(), n(p.occurred_at.millis())),
-        ("received_at".to_string(), s(p.received_at.to_string())),
-        ("content_mac".to_string(), s(&p.content_mac)),
-        ("storage_state".to_string(), s(p.storage_state.as_str())),
-    ]);
-    let optional = [
-        ("subject_ref", &p.subject_ref),
-        ("model_name", &p.model_name),
-        ("model_version", &p.model_version),
-        ("decision", &p.decision),
-        ("risk_tier", &p.risk_tier),
-        ("refers_to", &p.refers_to),
-    ];
-    for (name, value) in optional {
-        if let Some(v) = value {
-            item.insert(name.to_string(), s(v));
-        }
-    }
+    item.extend(pointer_attrs(p));
     // GSI key attributes may not be empty strings; an empty reference indexes nothing.
     let timeline = || s(layout::timeline_sk(p.occurred_at, &p.record_id));
     if let Some(subject) = present(&p.subject_ref) {
@@ -216,11 +185,140 @@ pub(crate) fn pointer_item(p: &Pointer) -> Item {
         );
         item.insert(GSI2SK.into(), timeline());
     }
-    if let Some(decision_id) = present(&p.refers_to) {
-        item.insert(GSI3PK.into(), s(layout::ref_pk(&p.tenant_id, decision_id)));
-        item.insert(GSI3SK.into(), timeline());
-    }
     item
+}
+
+/// The link item of an outcome or review: a copy of its pointer in the partition of the
+/// decision it refers to (no GSI keys), so the decision's lookup reads both at once.
+pub(crate) fn link_item(p: &Pointer) -> Option<Item> {
+    let decision_id = present(&p.refers_to)?;
+    let mut item = key(
+        layout::pointer_pk(&p.tenant_id, decision_id),
+        layout::link_sk(p.occurred_at, &p.record_id),
+    );
+    item.extend(pointer_attrs(p));
+    Some(item)
+}
+
+fn pointer_attrs(p: &Pointer) -> Vec<(String, AttributeValue)> {
+    let mut attrs = vec![
+        (STATE.to_string(), s(STATE_INDEXED)),
+        ("tenant_id".to_string(), s(&p.tenant_id)),
+        ("record_id".to_string(), s(&p.record_id)),
+        ("kind".to_string(), s(&p.kind)),
+        ("block_id".to_string(), s(&p.block_id)),
+        ("seq".to_string(), n(p.seq)),
+        ("file_key".to_string(), s(&p.file_key)),
+        ("row_group".to_string(), n(p.row_group)),
+        ("row".to_string(), n(p.row)),
+        ("leaf_index".to_string(), n(p.leaf_index)),
+        ("occurred_at".to_string(), s(p.occurred_at.to_string())),
+        ("occurred_at_ms".to_string(), n(p.occurred_at.millis())),
+        ("received_at".to_string(), s(p.received_at.to_string())),
+        ("content_mac".to_string(), s(&p.content_mac)),
+        ("storage_state".to_string(), s(p.storage_state.as_str())),
+        (
+            BLOCK.to_string(),
+            AttributeValue::B(header_blob(&p.block, p).into()),
+        ),
+    ];
+    if p.block.chain_id != p.tenant_id {
+        attrs.push((BLOCK_CHAIN.to_string(), s(&p.block.chain_id)));
+    }
+    if p.block.file_key != p.file_key {
+        attrs.push((BLOCK_FILE.to_string(), s(&p.block.file_key)));
+    }
+    let optional = [
+        ("subject_ref", &p.subject_ref),
+        ("model_name", &p.model_name),
+        ("model_version", &p.model_version),
+        ("decision", &p.decision),
+        ("risk_tier", &p.risk_tier),
+        ("refers_to", &p.refers_to),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            attrs.push((name.to_string(), s(v)));
+        }
+    }
+    attrs
+}
+
+/// The block header inside a pointer: binary, 133 bytes, since it is stored once per record.
+/// Layout v1: `1u8`, header version (u32), prev hash, Merkle root, file SHA-256 (32 bytes
+/// each), count (u64), first / last occurred and sealed (i64 ms), all big-endian. The chain id
+/// and the header's file key are the pointer's tenant and file key unless `block_chain` /
+/// `block_file` say otherwise (compaction moves rows; the header keeps the ingest file).
+fn header_blob(h: &BlockHeader, p: &Pointer) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BLOB_LEN);
+    out.push(HEADER_BLOB_V1);
+    out.extend_from_slice(&h.version.to_be_bytes());
+    for hash in [&h.prev_hash, &h.merkle_root, &h.file_sha256] {
+        match hex::decode(hash).ok().filter(|b| b.len() == 32) {
+            Some(raw) => out.extend_from_slice(&raw),
+            // Never produced by ingest; stored as-is below so the copy stays faithful.
+            None => return header_json_blob(h, p),
+        }
+    }
+    out.extend_from_slice(&h.count.to_be_bytes());
+    for t in [h.first_occurred_at, h.last_occurred_at, h.sealed_at] {
+        out.extend_from_slice(&t.millis().to_be_bytes());
+    }
+    out
+}
+
+/// Fallback form: `2u8` then the header's canonical JSON.
+fn header_json_blob(h: &BlockHeader, _p: &Pointer) -> Vec<u8> {
+    let mut out = vec![HEADER_BLOB_JSON];
+    out.extend_from_slice(&h.canonical_bytes());
+    out
+}
+
+const HEADER_BLOB_V1: u8 = 1;
+const HEADER_BLOB_JSON: u8 = 2;
+const HEADER_BLOB_LEN: usize = 1 + 4 + 3 * 32 + 8 + 3 * 8;
+const BLOCK: &str = "block";
+const BLOCK_CHAIN: &str = "block_chain";
+const BLOCK_FILE: &str = "block_file";
+
+fn pointer_block_header(a: &Attrs<'_>) -> Result<BlockHeader, ItemError> {
+    let blob = a.blob(BLOCK)?;
+    let bad = |reason: &str| ItemError::Malformed {
+        name: BLOCK,
+        reason: reason.to_string(),
+    };
+    match blob.first() {
+        Some(&HEADER_BLOB_JSON) => {
+            return serde_json::from_slice(&blob[1..]).map_err(|e| bad(&e.to_string()))
+        }
+        Some(&HEADER_BLOB_V1) if blob.len() == HEADER_BLOB_LEN => {}
+        _ => return Err(bad("not a block header (unknown layout or length)")),
+    }
+    let at = |i: usize, n: usize| &blob[i..i + n];
+    let u64_at = |i: usize| u64::from_be_bytes(at(i, 8).try_into().expect("8 bytes"));
+    let ts_at =
+        |i: usize| Timestamp::from_millis(u64_at(i) as i64).map_err(|e| bad(&e.to_string()));
+    let tenant_id = a.s("tenant_id")?.to_string();
+    Ok(BlockHeader {
+        version: u32::from_be_bytes(at(1, 4).try_into().expect("4 bytes")),
+        chain_id: a
+            .opt_string(BLOCK_CHAIN)?
+            .unwrap_or_else(|| tenant_id.clone()),
+        tenant_id,
+        seq: a.n("seq")?,
+        block_id: a.s("block_id")?.to_string(),
+        prev_hash: hex::encode(at(5, 32)),
+        merkle_root: hex::encode(at(37, 32)),
+        count: u64_at(101),
+        first_occurred_at: ts_at(109)?,
+        last_occurred_at: ts_at(117)?,
+        sealed_at: ts_at(125)?,
+        file_key: match a.opt_string(BLOCK_FILE)? {
+            Some(k) => k,
+            None => a.s("file_key")?.to_string(),
+        },
+        file_sha256: hex::encode(at(69, 32)),
+    })
 }
 
 /// A GSI key part, unless absent or empty.
@@ -286,6 +384,7 @@ pub(crate) fn pointer(item: &Item) -> Result<Pointer, ItemError> {
         refers_to: a.opt_string("refers_to")?,
         content_mac: a.s("content_mac")?.to_string(),
         storage_state: a.file_state("storage_state")?,
+        block: pointer_block_header(&a)?,
     })
 }
 
@@ -436,6 +535,21 @@ mod tests {
             refers_to: None,
             content_mac: "mac".into(),
             storage_state: FileState::Chained,
+            block: BlockHeader {
+                version: 1,
+                chain_id: "t1".into(),
+                tenant_id: "t1".into(),
+                seq: 7,
+                block_id: "b1".into(),
+                prev_hash: "01".repeat(32),
+                merkle_root: "02".repeat(32),
+                count: 3,
+                first_occurred_at: ts("2026-03-15T09:59:00.001Z"),
+                last_occurred_at: ts("2026-03-15T10:00:00.001Z"),
+                sealed_at: ts("2026-03-15T10:00:02Z"),
+                file_key: "decisions/tenant=t1/date=2026-03-15/hour=10/b1.parquet".into(),
+                file_sha256: "03".repeat(32),
+            },
         }
     }
 
@@ -447,11 +561,38 @@ mod tests {
         assert_eq!(item[GSI1PK], s("S#t1#s1"));
         assert_eq!(item[GSI1SK], s("2026-03-15T10:00:00.001Z#r1"));
         assert_eq!(item[GSI2PK], s("M#t1#m#1"));
-        assert!(!item.contains_key(GSI3PK));
         assert!(!item.contains_key("risk_tier"));
+        // The header costs 133 bytes, and nothing for the fields the pointer already holds.
+        assert_eq!(item[BLOCK].as_b().unwrap().as_ref().len(), 133);
+        assert!(!item.contains_key(BLOCK_CHAIN) && !item.contains_key(BLOCK_FILE));
+        assert!(link_item(&p).is_none());
         let existing = existing_pointer(&item).unwrap();
         assert_eq!(existing.state, PointerState::Indexed);
         assert_eq!(existing.claimed_at, p.received_at);
+    }
+
+    #[test]
+    fn headers_that_differ_from_the_pointer_and_odd_hashes_round_trip() {
+        let mut p = sample_pointer();
+        p.block.chain_id = "t1#2".into();
+        p.block.file_key = "decisions/tenant=t1/date=2026-03-15/hour=10/b0.parquet".into();
+        let item = pointer_item(&p);
+        assert_eq!(pointer(&item).unwrap(), p);
+        // A hash that is not 32 bytes of hex is kept verbatim, not mangled.
+        p.block.prev_hash = "not hex".into();
+        assert_eq!(pointer(&pointer_item(&p)).unwrap(), p);
+    }
+
+    #[test]
+    fn an_outcome_gets_a_link_item_under_its_decision() {
+        let mut p = sample_pointer();
+        p.kind = "outcome".into();
+        p.refers_to = Some("d1".into());
+        let link = link_item(&p).unwrap();
+        assert_eq!(link[PK], s(layout::pointer_pk("t1", "d1")));
+        assert_eq!(link[SK], s("L#2026-03-15T10:00:00.001Z#r1"));
+        assert!(!link.contains_key(GSI1PK) && !link.contains_key(GSI2PK));
+        assert_eq!(pointer(&link).unwrap(), p);
     }
 
     #[test]

@@ -30,7 +30,7 @@ const BATCH_CONCURRENCY: usize = 4;
 const BATCH_SIZE: usize = 25;
 
 /// The journal index on the DynamoDB table `table` (key `pk`/`sk`, GSIs `by_subject`,
-/// `by_model`, `by_ref`).
+/// `by_model`; outcomes and reviews are found by link items in their decision's partition).
 #[derive(Clone, Debug)]
 pub struct DynamoIndex {
     client: Client,
@@ -189,6 +189,15 @@ impl JournalIndex for DynamoIndex {
         claims::get_pointer(self, tenant_id, record_id).await
     }
 
+    /// One Query of the record's partition: its pointer and its link items.
+    async fn get_with_links(
+        &self,
+        tenant_id: &str,
+        record_id: &str,
+    ) -> Result<(Option<IndexEntry>, Vec<Pointer>), PortError> {
+        claims::get_with_links(self, tenant_id, record_id).await
+    }
+
     async fn query_subject(
         &self,
         tenant_id: &str,
@@ -232,14 +241,14 @@ impl JournalIndex for DynamoIndex {
         claims::query_timeline(self, claims::Timeline::Model, &pk, from, to).await
     }
 
-    /// Outcomes and reviews that refer to `decision_id`, oldest first (GSI `by_ref`).
+    /// Outcomes and reviews that refer to `decision_id`, oldest first (the link items in the
+    /// decision's partition).
     async fn query_refs(
         &self,
         tenant_id: &str,
         decision_id: &str,
     ) -> Result<Vec<Pointer>, PortError> {
-        let pk = journal_core::layout::ref_pk(tenant_id, decision_id);
-        claims::query_timeline_all(self, claims::Timeline::Ref, &pk).await
+        claims::query_links(self, tenant_id, decision_id).await
     }
 
     async fn list_blocks_between(

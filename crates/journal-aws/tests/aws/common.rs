@@ -80,11 +80,8 @@ pub async fn create_table(c: &AwsClients) -> String {
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .global_secondary_indexes(gsi(layout::GSI_BY_SUBJECT, "gsi1pk", "gsi1sk"))
-        .global_secondary_indexes(gsi(layout::GSI_BY_MODEL, "gsi2pk", "gsi2sk"))
-        .global_secondary_indexes(gsi(layout::GSI_BY_REF, "gsi3pk", "gsi3sk"));
-    for name in [
-        "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
-    ] {
+        .global_secondary_indexes(gsi(layout::GSI_BY_MODEL, "gsi2pk", "gsi2sk"));
+    for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
         create = create.attribute_definitions(attr(name));
     }
     create.send().await.expect("create table");

@@ -33,6 +33,14 @@ pub fn pointer(i: u32, tenant: &str) -> Pointer {
         refers_to: outcome.then(|| "d0".to_string()),
         content_mac: format!("mac{i}"),
         storage_state: FileState::Chained,
+        block: {
+            let mut h = common::header(tenant, 7, &"00".repeat(32), "BLK");
+            // As after compaction: the rows moved, the header keeps the ingest file.
+            if i % 7 == 6 {
+                h.file_key = file_key(tenant, "ORIGINAL");
+            }
+            h
+        },
     }
 }
 
@@ -172,6 +180,14 @@ async fn write_pointers_in_batches_then_look_up_and_query() {
         .collect();
     assert_eq!(ids(&refs), expected);
     assert!(refs.iter().all(|p| p.kind == "outcome"));
+
+    // The decision and its outcomes in one Query of its partition, as written.
+    let (entry, links) = ix.get_with_links(t, "d0").await.unwrap();
+    assert_eq!(entry, Some(IndexEntry::Indexed(pointers[0].clone())));
+    assert_eq!(links, refs);
+    assert_eq!(links[1], pointers[9]);
+    let (entry, links) = ix.get_with_links(t, "d9x").await.unwrap();
+    assert_eq!((entry, links.len()), (None, 0));
 }
 
 #[tokio::test]

@@ -277,7 +277,10 @@ async fn unprocessed_pointers_are_sent_again() {
     let Some((ix, sizes)) = index_with_unprocessed("quirks_unprocessed", 2).await else {
         return;
     };
-    let pointers: Vec<_> = (0..25)
+    // Decisions only: an outcome adds its link item to the batch.
+    let pointers: Vec<_> = (0..)
+        .filter(|i| i % 5 != 4)
+        .take(25)
         .map(|i| crate::pointers::pointer(i, "bank_1"))
         .collect();
     ix.write_pointers(&pointers).await.unwrap();

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use journal_core::checkpoint::{write_all_checkpoints, CheckpointPolicy, MemorySigner};
 use journal_core::columnar::{decode_file, encode_file, WriterConfig};
 use journal_core::ingest::{Ingest, IngestConfig, Message};
 use journal_core::keys::MasterKey;
@@ -20,6 +21,9 @@ pub type MemIngest = Ingest<MemoryStore, MemoryIndex, MemorySubjectKeys, MemoryR
 
 pub struct Journal {
     pub ingest: MemIngest,
+    /// Signed checkpoints over the whole chain, as the hourly run writes them.
+    pub checkpoints: MemoryStore,
+    pub signer: MemorySigner,
     /// Every decision id ingested, in generation order.
     pub ids: Vec<String>,
     /// At or after every `occurred_at`: valid for ingest and lookups.
@@ -66,7 +70,27 @@ pub fn ingest(n: usize, block: usize) -> Journal {
             chunk.len()
         );
     }
-    Journal { ingest, ids, now }
+    let checkpoints = MemoryStore::default();
+    let signer = MemorySigner::from_seed(b"replay bench");
+    let runs = block_on(write_all_checkpoints(
+        &ingest.index,
+        &checkpoints,
+        &signer,
+        now,
+        &CheckpointPolicy::default(),
+    ))
+    .expect("checkpoints writable");
+    assert!(
+        runs.iter().all(|r| r.outcome == "written"),
+        "checkpointing failed: {runs:?}"
+    );
+    Journal {
+        ingest,
+        checkpoints,
+        signer,
+        ids,
+        now,
+    }
 }
 
 /// What [`compact`] wrote.

@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use crate::canonical;
 use crate::timestamp::Timestamp;
 
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// Version 2 added `first_seq` and `blocks_sha256` (the block list).
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// The only signing algorithm: ECDSA over NIST P-256 with SHA-256, named as KMS names it.
 pub const SIGNING_ALGORITHM: &str = "ECDSA_SHA_256";
@@ -20,8 +21,16 @@ pub const GENESIS_CHECKPOINT_HASH: &str =
 /// Every checkpoint lives under this prefix (write-once: Object Lock retention per object).
 pub const CHECKPOINTS_PREFIX: &str = "checkpoints/";
 
-/// What one checkpoint commits to: the head of a tenant's chain at `signed_at`, and the
-/// checkpoint before it.
+/// Empty objects that find a checkpoint by the chain seq it reaches (see [`locator_key`]).
+pub const LOCATORS_PREFIX: &str = "checkpoints/by-seq/";
+
+/// What one checkpoint commits to: the head of a tenant's chain at `signed_at`, every block
+/// appended since the checkpoint before it (as the SHA-256 of their block hashes, listed beside
+/// the document), and the checkpoint before it.
+///
+/// The list is what lets one record be proven with a single checkpoint, as a CloudTrail digest
+/// file lists the log files it covers: leaf → Merkle root → block hash → listed in a signed
+/// checkpoint, without reading the chain between the block and the checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
@@ -36,6 +45,13 @@ pub struct Checkpoint {
     pub seq: u64,
     /// Hex block hash of block `seq`.
     pub block_hash: String,
+    /// First block listed: the previous checkpoint's `seq + 1` (0 for number 0). Equal to
+    /// `seq + 1` when the head did not move since the previous checkpoint (empty list).
+    pub first_seq: u64,
+    /// Hex SHA-256 of the 32-byte block hashes of blocks `first_seq..=seq`, concatenated in
+    /// seq order ([`blocks_digest`]); the hashes themselves are in
+    /// [`SignedCheckpoint::block_hashes`].
+    pub blocks_sha256: String,
     pub signed_at: Timestamp,
     /// Hex SHA-256 of the canonical bytes of checkpoint `number - 1`, or
     /// [`GENESIS_CHECKPOINT_HASH`] for number 0.
@@ -76,14 +92,49 @@ pub struct SignedCheckpoint {
     pub signature: String,
     /// Always [`SIGNING_ALGORITHM`].
     pub algorithm: String,
+    /// Hex block hashes of blocks `first_seq..=seq`, in seq order. Not signed directly (the
+    /// signed document stays small): bound by `checkpoint.blocks_sha256`.
+    pub block_hashes: Vec<String>,
 }
 
 impl SignedCheckpoint {
-    pub fn new(checkpoint: Checkpoint, signature_der: &[u8]) -> Self {
+    pub fn new(checkpoint: Checkpoint, signature_der: &[u8], block_hashes: Vec<String>) -> Self {
         Self {
             checkpoint,
             signature: BASE64.encode(signature_der),
             algorithm: SIGNING_ALGORITHM.to_string(),
+            block_hashes,
+        }
+    }
+
+    /// The listed hash of block `seq`, if this checkpoint lists it.
+    pub fn listed_hash(&self, seq: u64) -> Option<&str> {
+        let offset = seq.checked_sub(self.checkpoint.first_seq)?;
+        self.block_hashes
+            .get(usize::try_from(offset).ok()?)
+            .map(String::as_str)
+    }
+
+    /// Why the block list does not match what was signed, if it does not: its length must be
+    /// `seq - first_seq + 1` and its digest `blocks_sha256`.
+    pub fn list_fault(&self) -> Option<String> {
+        let c = &self.checkpoint;
+        let expected = (c.seq + 1).checked_sub(c.first_seq);
+        if expected != Some(self.block_hashes.len() as u64) {
+            return Some(format!(
+                "lists {} block hashes for blocks {}..={}",
+                self.block_hashes.len(),
+                c.first_seq,
+                c.seq
+            ));
+        }
+        match blocks_digest(&self.block_hashes) {
+            Some(d) if d == c.blocks_sha256 => None,
+            Some(d) => Some(format!(
+                "the listed block hashes digest to {d}, the signed blocks_sha256 is {}",
+                c.blocks_sha256
+            )),
+            None => Some("a listed block hash is not 64 hex digits".into()),
         }
     }
 
@@ -101,6 +152,16 @@ impl SignedCheckpoint {
     pub fn signature_der(&self) -> Result<Vec<u8>, base64::DecodeError> {
         BASE64.decode(&self.signature)
     }
+}
+
+/// Hex SHA-256 of the concatenated 32-byte block hashes, or None if one is not 64 hex digits.
+pub fn blocks_digest<S: AsRef<str>>(hashes: &[S]) -> Option<String> {
+    let mut digest = Sha256::new();
+    for h in hashes {
+        let raw: [u8; 32] = hex::decode(h.as_ref()).ok()?.try_into().ok()?;
+        digest.update(raw);
+    }
+    Some(hex::encode(digest.finalize()))
 }
 
 /// Prefix of every checkpoint of a tenant.
@@ -122,4 +183,36 @@ pub fn number_of_checkpoint_key(tenant_id: &str, key: &str) -> Option<u64> {
         return None;
     }
     digits.parse().ok()
+}
+
+/// Prefix of a tenant's locators.
+pub fn locator_prefix(tenant_id: &str) -> String {
+    format!("{LOCATORS_PREFIX}tenant={tenant_id}/")
+}
+
+/// `checkpoints/by-seq/tenant=<tenant>/<seq, 20 digits>-<number, 12 digits>`: an empty,
+/// write-once object per checkpoint. Listing after the key of seq `k - 1` finds the first
+/// checkpoint that reaches block `k` — the one that lists it — in one request, without knowing
+/// its number.
+pub fn locator_key(tenant_id: &str, seq: u64, number: u64) -> String {
+    format!("{}{seq:020}-{number:012}", locator_prefix(tenant_id))
+}
+
+/// The key to list after to find the first locator with seq ≥ `seq`.
+pub fn locator_search_after(tenant_id: &str, seq: u64) -> String {
+    match seq.checked_sub(1) {
+        Some(below) => format!("{}{below:020}-~", locator_prefix(tenant_id)),
+        None => locator_prefix(tenant_id),
+    }
+}
+
+/// `(seq, number)` of a locator key of `tenant_id`.
+pub fn parse_locator_key(tenant_id: &str, key: &str) -> Option<(u64, u64)> {
+    let rest = key.strip_prefix(&locator_prefix(tenant_id))?;
+    let (seq, number) = rest.split_once('-')?;
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(seq, 20) || !digits(number, 12) {
+        return None;
+    }
+    Some((seq.parse().ok()?, number.parse().ok()?))
 }

@@ -21,6 +21,12 @@ pub trait CheckpointStore: Send + Sync {
         &self,
         prefix: &str,
     ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+    /// The first key under `prefix` that sorts after `start_after` (one list request).
+    fn first_key_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> impl Future<Output = Result<Option<String>, PortError>> + Send;
     /// `Ok(None)` when the object does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, PortError>> + Send;
 }
@@ -47,6 +53,20 @@ impl CheckpointStore for MemoryStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, _)| k.clone())
             .collect())
+    }
+
+    async fn first_key_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Option<String>, PortError> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        Ok(objects(self)
+            .range::<str, _>((Excluded(start_after), Unbounded))
+            .map(|(k, _)| k)
+            .find(|k| k.as_str() >= prefix)
+            .filter(|k| k.starts_with(prefix))
+            .cloned())
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, PortError> {

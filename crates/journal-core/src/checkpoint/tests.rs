@@ -159,11 +159,23 @@ impl Env {
         )
     }
 
-    /// A checkpoint signed by this env's key, for crafted cases.
-    fn sign(&self, checkpoint: Checkpoint) -> SignedCheckpoint {
+    /// A checkpoint signed by this env's key, for crafted cases, with the chain's hashes of
+    /// blocks `first_seq..=seq` as its list (an empty list if `first_seq` is past `seq`).
+    async fn sign(&self, mut checkpoint: Checkpoint) -> SignedCheckpoint {
+        checkpoint.first_seq = checkpoint.first_seq.min(checkpoint.seq + 1);
+        let hashes: Vec<String> = self
+            .index
+            .list_blocks_between(T, checkpoint.first_seq, checkpoint.seq)
+            .await
+            .unwrap()
+            .iter()
+            .map(BlockHeader::block_hash)
+            .collect();
+        checkpoint.blocks_sha256 = blocks_digest(&hashes).unwrap();
         SignedCheckpoint::new(
             checkpoint.clone(),
             &self.signer.sign_digest(&checkpoint.digest()),
+            hashes,
         )
     }
 }
@@ -306,6 +318,9 @@ struct Rival<'a>(&'a MemoryStore);
 
 impl CheckpointStore for Rival<'_> {
     async fn put_if_absent(&self, key: &str, body: Bytes) -> Result<bool, PortError> {
+        if key.starts_with(LOCATORS_PREFIX) {
+            return self.0.put_if_absent(key, body).await;
+        }
         assert!(
             self.0
                 .put_if_absent(key, Bytes::from_static(b"rival"))
@@ -316,6 +331,14 @@ impl CheckpointStore for Rival<'_> {
 
     async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, PortError> {
         self.0.list_keys(prefix).await
+    }
+
+    async fn first_key_after(
+        &self,
+        prefix: &str,
+        start_after: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.0.first_key_after(prefix, start_after).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, PortError> {
@@ -360,7 +383,7 @@ async fn a_checkpoint_is_never_overwritten_and_the_writer_refuses_bad_ground() {
     let mut forged = env.stored(0).checkpoint;
     forged.number = 1;
     forged.seq = 5;
-    env.replace(&checkpoint_key(T, 1), env.sign(forged).to_bytes());
+    env.replace(&checkpoint_key(T, 1), env.sign(forged).await.to_bytes());
     let err = env.try_write(HOUR).await.unwrap_err();
     assert!(
         matches!(
@@ -425,7 +448,8 @@ async fn an_altered_checkpoint_or_another_key_is_a_bad_signature() {
     let env = Env::history(4).await;
     let c3 = env.stored(3).checkpoint;
     let intruder = MemorySigner::from_seed(b"intruder");
-    let forged = SignedCheckpoint::new(c3.clone(), &intruder.sign_digest(&c3.digest()));
+    let hashes = env.stored(3).block_hashes;
+    let forged = SignedCheckpoint::new(c3.clone(), &intruder.sign_digest(&c3.digest()), hashes);
     env.replace(&checkpoint_key(T, 3), forged.to_bytes());
     let report = env.verify(3 * HOUR + 40).await;
     // The newest valid one is now checkpoint 2, signed 1 h 10 ago.
@@ -564,12 +588,18 @@ async fn a_deleted_newest_checkpoint_is_stale_and_after_the_next_write_a_gap() {
     let report = env.verify(4 * HOUR + 40).await;
     assert_eq!(
         report.faults,
-        vec![CheckpointFault::IntervalGap {
-            after: r2,
-            before: r3,
-            gap_ms: 2 * 3_600_000,
-            blocks_appended: 2,
-        }]
+        vec![
+            CheckpointFault::IntervalGap {
+                after: r2,
+                before: r3,
+                gap_ms: 2 * 3_600_000,
+                blocks_appended: 2,
+            },
+            // The deleted checkpoint's locator outlives it and tells what it signed.
+            CheckpointFault::StrayLocator {
+                key: locator_key(T, 3, 3),
+            },
+        ]
     );
 }
 
@@ -705,6 +735,8 @@ async fn crafted_links_regressions_future_dates_duplicates_and_foreign_tenants()
     c3.block_hash = blocks[1].block_hash();
     c3.signed_at = at(now);
     c3.prev_checkpoint_sha256 = "11".repeat(32);
+    let s3 = env.sign(c3).await;
+    let c3 = s3.checkpoint.clone();
     // Number 4 dated an hour ahead.
     let mut c4 = c3.clone();
     c4.number = 4;
@@ -720,10 +752,10 @@ async fn crafted_links_regressions_future_dates_duplicates_and_foreign_tenants()
 
     let mut all = signed.clone();
     all.extend([
-        env.sign(c3.clone()),
-        env.sign(c4.clone()),
-        env.sign(foreign),
-        env.sign(dup0),
+        s3,
+        env.sign(c4.clone()).await,
+        env.sign(foreign).await,
+        env.sign(dup0).await,
     ]);
     let faults = pure(&env, &all, &blocks, head.as_ref(), now);
     let r = |c: &Checkpoint| CheckpointRef {
@@ -748,6 +780,12 @@ async fn crafted_links_regressions_future_dates_duplicates_and_foreign_tenants()
             CheckpointFault::CheckpointRegressed {
                 checkpoint: r(&c3),
                 previous: r(&base),
+            },
+            // Its list (empty: it goes back) does not start after checkpoint 2's.
+            CheckpointFault::BlockListGap {
+                checkpoint: r(&c3),
+                expected_first_seq: 3,
+                first_seq: 2,
             },
             CheckpointFault::FutureCheckpoint { checkpoint: r(&c4) },
         ]
@@ -803,4 +841,92 @@ async fn export_an_example_for_the_openssl_recipe() {
     for n in 0..2 {
         std::fs::write(dir.join(format!("{n:012}.json")), env.stored(n).to_bytes()).unwrap();
     }
+}
+
+#[tokio::test]
+async fn each_checkpoint_lists_the_blocks_since_the_one_before_and_long_runs_are_split() {
+    let env = Env::new();
+    for m in 0..5 {
+        env.append(m).await;
+    }
+    let policy = CheckpointPolicy {
+        max_blocks: 2,
+        ..CheckpointPolicy::default()
+    };
+    let runs = write_all_checkpoints(&env.index, &env.store, &env.signer, at(10), &policy)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].number, runs[0].seq), (Some(2), Some(4)));
+    let blocks = env.index.list_blocks(T).await.unwrap();
+    let listed = |seqs: std::ops::RangeInclusive<usize>| -> Vec<String> {
+        blocks[seqs].iter().map(BlockHeader::block_hash).collect()
+    };
+    for (number, first, last) in [(0u64, 0usize, 1usize), (1, 2, 3), (2, 4, 4)] {
+        let s = env.stored(number);
+        assert_eq!(
+            (s.checkpoint.first_seq, s.checkpoint.seq),
+            (first as u64, last as u64)
+        );
+        assert_eq!(s.block_hashes, listed(first..=last));
+        assert_eq!(
+            s.listed_hash(last as u64),
+            Some(s.checkpoint.block_hash.as_str())
+        );
+        assert_eq!(s.list_fault(), None);
+        let locator = locator_key(T, last as u64, number);
+        assert!(
+            env.store.get(&locator).await.unwrap().is_some(),
+            "{locator}"
+        );
+    }
+    // An unchanged head re-signed an hour later lists nothing.
+    let WriteOutcome::Written { checkpoint, .. } = env.write(HOUR + 5).await else {
+        panic!("the refresh is due")
+    };
+    assert_eq!((checkpoint.first_seq, checkpoint.seq), (5, 4));
+    assert!(env.stored(3).block_hashes.is_empty());
+    assert_eq!(env.verify(HOUR + 10).await.faults, vec![]);
+
+    // A list edited beside its signed document, and a lost locator, are named.
+    let mut edited = env.stored(1);
+    edited.block_hashes.swap(0, 1);
+    env.replace(&checkpoint_key(T, 1), edited.to_bytes());
+    env.store
+        .objects
+        .lock()
+        .unwrap()
+        .remove(&locator_key(T, 4, 2));
+    let faults = env.verify(HOUR + 10).await.faults;
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(
+        matches!(&faults[0], CheckpointFault::AlteredBlockList { checkpoint, reason }
+            if checkpoint.number == 1 && reason.contains("digest to")),
+        "{faults:?}"
+    );
+    assert_eq!(
+        faults[1],
+        CheckpointFault::MissingLocator {
+            checkpoint: env.reference(2)
+        }
+    );
+    assert!(faults[0]
+        .to_string()
+        .starts_with("altered block list of checkpoint 1"));
+}
+
+#[tokio::test]
+async fn the_writer_will_not_list_a_broken_chain() {
+    let env = Env::history(1).await;
+    env.append(HOUR + 10).await;
+    let mut h = env.append(HOUR + 20).await;
+    // Block 2 rewritten so that it no longer names block 1.
+    h.prev_hash = "77".repeat(32);
+    env.index.replace_block_for_tests(&h);
+    let err = env.try_write(HOUR + 30).await.unwrap_err();
+    assert!(
+        matches!(&err, CheckpointError::BrokenChain { from_seq: 1, to_seq: 2, reason, .. }
+            if reason.starts_with("block 2 names previous hash 7777")),
+        "{err}"
+    );
 }

@@ -14,8 +14,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::document::{
-    checkpoint_prefix, number_of_checkpoint_key, SignedCheckpoint, GENESIS_CHECKPOINT_HASH,
-    SIGNING_ALGORITHM,
+    checkpoint_prefix, locator_prefix, number_of_checkpoint_key, parse_locator_key,
+    SignedCheckpoint, GENESIS_CHECKPOINT_HASH, SIGNING_ALGORITHM,
 };
 use super::signer::{CheckpointPublicKey, PublicKeyError};
 use super::store::CheckpointStore;
@@ -122,6 +122,33 @@ pub enum CheckpointFault {
     },
     /// A checkpoint dated after the verification time.
     FutureCheckpoint { checkpoint: CheckpointRef },
+    /// The block list stored beside a validly signed checkpoint is not the one it signed
+    /// (wrong length, or its digest differs from `blocks_sha256`).
+    AlteredBlockList {
+        checkpoint: CheckpointRef,
+        reason: String,
+    },
+    /// A checkpoint's list does not start right after the checkpoint before it.
+    BlockListGap {
+        checkpoint: CheckpointRef,
+        expected_first_seq: u64,
+        first_seq: u64,
+    },
+    /// Blocks a checkpoint lists hash differently in the chain (rewritten after signing):
+    /// `mismatches` of them, the first at `seq`.
+    ListedBlockMismatch {
+        checkpoint: CheckpointRef,
+        seq: u64,
+        listed: String,
+        chain: String,
+        mismatches: u64,
+    },
+    /// A checkpoint without its locator: lookups cannot find it by seq and fall back to
+    /// reading the chain.
+    MissingLocator { checkpoint: CheckpointRef },
+    /// An object under the locator prefix that is not a locator key, or gives a validly
+    /// signed checkpoint another seq (the checkpoint it was written for is gone).
+    StrayLocator { key: String },
 }
 
 fn duration(ms: i64) -> String {
@@ -196,6 +223,28 @@ impl fmt::Display for CheckpointFault {
             FutureCheckpoint { checkpoint } => {
                 write!(f, "{checkpoint} is dated after the verification time")
             }
+            AlteredBlockList { checkpoint, reason } => {
+                write!(f, "altered block list of {checkpoint}: {reason}")
+            }
+            BlockListGap { checkpoint, expected_first_seq, first_seq } => write!(
+                f,
+                "{checkpoint} lists blocks from {first_seq}, the checkpoint before it ends at {}",
+                expected_first_seq.saturating_sub(1)
+            ),
+            ListedBlockMismatch { checkpoint, seq, listed, chain, mismatches } => write!(
+                f,
+                "{checkpoint} lists block {seq} as {listed}, the chain's block hashes to {chain} \
+                 ({mismatches} listed blocks differ: chain rewritten)"
+            ),
+            MissingLocator { checkpoint } => write!(
+                f,
+                "{checkpoint} has no locator: lookups cannot find it by seq"
+            ),
+            StrayLocator { key } => write!(
+                f,
+                "{key} names no stored checkpoint (one with that number and seq was deleted \
+                 or replaced)"
+            ),
         }
     }
 }
@@ -363,6 +412,7 @@ pub fn verify_checkpoint_chain(
                 checkpoint: reference(s),
             });
         }
+        faults.extend(list_faults(s, valid_before(&valid, i), &hashes));
         if head_seq.is_none_or(|h| c.seq > h) {
             faults.push(CheckpointFault::BeyondHead {
                 checkpoint: reference(s),
@@ -411,6 +461,64 @@ pub fn verify_checkpoint_chain(
         head_seq,
         faults,
     })
+}
+
+/// The validly signed checkpoint numbered right before `valid[i]`, if it is valid too.
+fn valid_before<'a>(valid: &[&'a SignedCheckpoint], i: usize) -> Option<&'a SignedCheckpoint> {
+    let p = *valid.get(i.checked_sub(1)?)?;
+    (p.checkpoint.number + 1 == valid[i].checkpoint.number).then_some(p)
+}
+
+/// What is wrong with a validly signed checkpoint's block list: not the list it signed, not
+/// starting after `prev` (or at 0 for the first checkpoint), or naming blocks the chain
+/// (`chain`: seq → block hash) hashes differently.
+fn list_faults(
+    s: &SignedCheckpoint,
+    prev: Option<&SignedCheckpoint>,
+    chain: &BTreeMap<u64, String>,
+) -> Vec<CheckpointFault> {
+    let c = &s.checkpoint;
+    let mut faults = Vec::new();
+    if let Some(reason) = s.list_fault() {
+        faults.push(CheckpointFault::AlteredBlockList {
+            checkpoint: reference(s),
+            reason,
+        });
+        return faults;
+    }
+    let expected_first_seq = match (c.number, prev) {
+        (0, _) => Some(0),
+        (_, Some(p)) => Some(p.checkpoint.seq + 1),
+        // Its predecessor is missing or invalid: reported as such.
+        (_, None) => None,
+    };
+    if let Some(expected) = expected_first_seq.filter(|e| *e != c.first_seq) {
+        faults.push(CheckpointFault::BlockListGap {
+            checkpoint: reference(s),
+            expected_first_seq: expected,
+            first_seq: c.first_seq,
+        });
+    }
+    let mut first: Option<(u64, String, String)> = None;
+    let mut mismatches = 0;
+    // The last listed block is the signed `block_hash`: `ChainMismatch` names it.
+    for (seq, listed) in (c.first_seq..c.seq).zip(&s.block_hashes) {
+        // A block missing from the chain store is the chain verifier's to report.
+        if let Some(chain_hash) = chain.get(&seq).filter(|h| *h != listed) {
+            mismatches += 1;
+            first.get_or_insert((seq, listed.clone(), chain_hash.clone()));
+        }
+    }
+    if let Some((seq, listed, chain)) = first {
+        faults.push(CheckpointFault::ListedBlockMismatch {
+            checkpoint: reference(s),
+            seq,
+            listed,
+            chain,
+            mismatches,
+        });
+    }
+    faults
 }
 
 /// Every checkpoint object of a tenant: the readable ones, a fault for each object that is not
@@ -481,6 +589,45 @@ where
     )?;
     report.checkpoints_checked = stored;
     faults.append(&mut report.faults);
+    let key = CheckpointPublicKey::from_der(public_key_der)?;
+    faults.extend(locator_faults(store, tenant_id, &signed, &key).await?);
     report.faults = faults;
     Ok(report)
+}
+
+/// Validly signed checkpoints without their locator, and locators that are not locator keys
+/// or give a validly signed checkpoint another seq. A locator whose checkpoint is gone or
+/// invalid is not named again: the missing or bad checkpoint is.
+pub async fn locator_faults<S: CheckpointStore>(
+    store: &S,
+    tenant_id: &str,
+    signed: &[SignedCheckpoint],
+    key: &CheckpointPublicKey,
+) -> Result<Vec<CheckpointFault>, PortError> {
+    let keys = store.list_keys(&locator_prefix(tenant_id)).await?;
+    let located: std::collections::BTreeSet<(u64, u64)> = keys
+        .iter()
+        .filter_map(|k| parse_locator_key(tenant_id, k))
+        .collect();
+    let valid: BTreeMap<u64, &SignedCheckpoint> = signed
+        .iter()
+        .filter(|s| s.checkpoint.tenant_id == tenant_id && signature_fault(key, s).is_none())
+        .map(|s| (s.checkpoint.number, s))
+        .collect();
+    let mut faults: Vec<CheckpointFault> = valid
+        .values()
+        .filter(|s| !located.contains(&(s.checkpoint.seq, s.checkpoint.number)))
+        .map(|s| CheckpointFault::MissingLocator {
+            checkpoint: reference(s),
+        })
+        .collect();
+    faults.extend(
+        keys.into_iter()
+            .filter(|k| match parse_locator_key(tenant_id, k) {
+                None => true,
+                Some((seq, number)) => valid.get(&number).is_some_and(|s| s.checkpoint.seq != seq),
+            })
+            .map(|key| CheckpointFault::StrayLocator { key }),
+    );
+    Ok(faults)
 }

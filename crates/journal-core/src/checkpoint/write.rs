@@ -3,8 +3,8 @@
 use bytes::Bytes;
 
 use super::document::{
-    checkpoint_prefix, number_of_checkpoint_key, Checkpoint, SignedCheckpoint, CHECKPOINT_VERSION,
-    GENESIS_CHECKPOINT_HASH,
+    blocks_digest, checkpoint_prefix, locator_key, number_of_checkpoint_key, Checkpoint,
+    SignedCheckpoint, CHECKPOINT_VERSION, GENESIS_CHECKPOINT_HASH,
 };
 use super::signer::CheckpointSigner;
 use super::store::CheckpointStore;
@@ -15,6 +15,9 @@ use crate::timestamp::Timestamp;
 pub const DEFAULT_MAX_INTERVAL_MS: i64 = 3_600_000;
 /// Five minutes of slack for schedule jitter and clock skew.
 pub const DEFAULT_GRACE_MS: i64 = 300_000;
+/// Blocks one checkpoint lists at most (a list of 1,024 is ~67 KB); a run that finds more
+/// writes several checkpoints.
+pub const DEFAULT_MAX_BLOCKS: u64 = 1024;
 
 /// How often checkpoints are due; the writer and the verifier share it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub struct CheckpointPolicy {
     /// old (so a run scheduled every `max_interval_ms` that fires a little early still
     /// re-signs), and the verifier tolerates `max_interval_ms + grace_ms`.
     pub grace_ms: i64,
+    /// Blocks one checkpoint lists at most.
+    pub max_blocks: u64,
 }
 
 impl Default for CheckpointPolicy {
@@ -33,6 +38,7 @@ impl Default for CheckpointPolicy {
         Self {
             max_interval_ms: DEFAULT_MAX_INTERVAL_MS,
             grace_ms: DEFAULT_GRACE_MS,
+            max_blocks: DEFAULT_MAX_BLOCKS,
         }
     }
 }
@@ -82,6 +88,15 @@ pub enum CheckpointError {
         checkpoint_hash: String,
         head_seq: u64,
         head_hash: String,
+    },
+    /// The blocks to list do not form an unbroken chain from the newest checkpoint (a block
+    /// is missing or a link is broken): the writer refuses to sign over them.
+    #[error("tenant {tenant_id}: cannot list blocks {from_seq}..={to_seq}: {reason}")]
+    BrokenChain {
+        tenant_id: String,
+        from_seq: u64,
+        to_seq: u64,
+        reason: String,
     },
     #[error(transparent)]
     PublicKey(#[from] super::signer::PublicKeyError),
@@ -164,10 +179,19 @@ where
         return Ok(WriteOutcome::EmptyChain);
     };
     let latest = latest_checkpoint(store, tenant_id).await?;
-    let (number, prev_checkpoint_sha256) = match &latest {
-        None => (0, GENESIS_CHECKPOINT_HASH.to_string()),
+    let (number, prev_checkpoint_sha256, prev_hash, first_seq) = match &latest {
+        None => (
+            0,
+            GENESIS_CHECKPOINT_HASH.to_string(),
+            crate::integrity::GENESIS_PREV_HASH.to_string(),
+            0,
+        ),
         Some((_, signed)) => {
             let last = &signed.checkpoint;
+            // A run that died between the checkpoint and its locator left it unfindable by seq.
+            store
+                .put_if_absent(&locator_key(tenant_id, last.seq, last.number), Bytes::new())
+                .await?;
             let same_head = last.seq == head.seq && last.block_hash == head.block_hash;
             if last.seq > head.seq || (last.seq == head.seq && !same_head) {
                 return Err(CheckpointError::ChainDiverged {
@@ -187,29 +211,101 @@ where
                     age_ms,
                 });
             }
-            (last.number + 1, last.sha256_hex())
+            (
+                last.number + 1,
+                last.sha256_hex(),
+                last.block_hash.clone(),
+                last.seq + 1,
+            )
         }
     };
+    let seq = head
+        .seq
+        .min(first_seq.saturating_add(policy.max_blocks.max(1) - 1));
+    let block_hashes = if first_seq > seq {
+        Vec::new()
+    } else {
+        listed_blocks(index, tenant_id, first_seq, seq, &prev_hash).await?
+    };
+    let block_hash = block_hashes.last().cloned().unwrap_or(prev_hash);
+    if seq == head.seq && block_hash != head.block_hash {
+        return Err(CheckpointError::BrokenChain {
+            tenant_id: tenant_id.to_string(),
+            from_seq: first_seq,
+            to_seq: seq,
+            reason: format!(
+                "block {seq} hashes to {block_hash}, the chain head names {}",
+                head.block_hash
+            ),
+        });
+    }
     let checkpoint = Checkpoint {
         version: CHECKPOINT_VERSION,
         tenant_id: tenant_id.to_string(),
         chain_id: head.chain_id.clone(),
         number,
-        seq: head.seq,
-        block_hash: head.block_hash.clone(),
+        seq,
+        block_hash,
+        first_seq,
+        blocks_sha256: blocks_digest(&block_hashes).expect("block hashes are hex SHA-256"),
         signed_at: now,
         prev_checkpoint_sha256,
         key_id: signer.key_id().to_string(),
     };
     let signature = signer.sign(checkpoint.canonical_bytes()).await?;
     let key = checkpoint.key();
-    let body = Bytes::from(SignedCheckpoint::new(checkpoint.clone(), &signature).to_bytes());
-    if store.put_if_absent(&key, body).await? {
-        tracing::info!(tenant_id, number, seq = head.seq, %key, "checkpoint written");
-        Ok(WriteOutcome::Written { key, checkpoint })
-    } else {
-        Ok(WriteOutcome::Raced { key, number })
+    let body =
+        Bytes::from(SignedCheckpoint::new(checkpoint.clone(), &signature, block_hashes).to_bytes());
+    if !store.put_if_absent(&key, body).await? {
+        return Ok(WriteOutcome::Raced { key, number });
     }
+    store
+        .put_if_absent(&locator_key(tenant_id, seq, number), Bytes::new())
+        .await?;
+    tracing::info!(tenant_id, number, seq, first_seq, %key, "checkpoint written");
+    Ok(WriteOutcome::Written { key, checkpoint })
+}
+
+/// The block hashes of `from_seq..=to_seq`, checked to link from `prev_hash` one to the next.
+async fn listed_blocks<I: JournalIndex>(
+    index: &I,
+    tenant_id: &str,
+    from_seq: u64,
+    to_seq: u64,
+    prev_hash: &str,
+) -> Result<Vec<String>, CheckpointError> {
+    let broken = |reason: String| CheckpointError::BrokenChain {
+        tenant_id: tenant_id.to_string(),
+        from_seq,
+        to_seq,
+        reason,
+    };
+    let headers = index
+        .list_blocks_between(tenant_id, from_seq, to_seq)
+        .await?;
+    let mut hashes = Vec::with_capacity(headers.len());
+    let mut prev = prev_hash.to_string();
+    for (expected_seq, h) in (from_seq..=to_seq).zip(headers.iter()) {
+        if h.seq != expected_seq {
+            return Err(broken(format!("block {expected_seq} is missing")));
+        }
+        if h.prev_hash != prev {
+            return Err(broken(format!(
+                "block {} names previous hash {}, the block before it hashes to {prev}",
+                h.seq, h.prev_hash
+            )));
+        }
+        prev = h.block_hash();
+        hashes.push(prev.clone());
+    }
+    if hashes.len() as u64 != to_seq - from_seq + 1 {
+        return Err(broken(format!(
+            "the chain holds {} of the {} blocks",
+            hashes.len(),
+            to_seq - from_seq + 1
+        )));
+    }
+    Ok(hashes)
 }
 
 /// What one scheduled run did for one tenant.
@@ -243,6 +339,16 @@ where
     let mut runs = Vec::new();
     for head in index.list_chain_heads().await? {
         let tenant_id = head.chain_id;
+        // A chain that grew by more than one list's worth gets several checkpoints; all but
+        // the last are reported only through the last one's number.
+        let mut outcome =
+            write_checkpoint_with(index, store, signer, &tenant_id, now, policy).await;
+        while let Ok(WriteOutcome::Written { checkpoint, .. }) = &outcome {
+            if checkpoint.seq >= head.seq {
+                break;
+            }
+            outcome = write_checkpoint_with(index, store, signer, &tenant_id, now, policy).await;
+        }
         let run = |outcome: &str, number, seq, error| TenantRun {
             tenant_id: tenant_id.clone(),
             outcome: outcome.to_string(),
@@ -250,22 +356,20 @@ where
             seq,
             error,
         };
-        runs.push(
-            match write_checkpoint_with(index, store, signer, &tenant_id, now, policy).await {
-                Ok(WriteOutcome::Written { checkpoint, .. }) => run(
-                    "written",
-                    Some(checkpoint.number),
-                    Some(checkpoint.seq),
-                    None,
-                ),
-                Ok(WriteOutcome::Unchanged { number, seq, .. }) => {
-                    run("unchanged", Some(number), Some(seq), None)
-                }
-                Ok(WriteOutcome::EmptyChain) => run("empty", None, None, None),
-                Ok(WriteOutcome::Raced { number, .. }) => run("raced", Some(number), None, None),
-                Err(e) => run("failed", None, None, Some(e.to_string())),
-            },
-        );
+        runs.push(match outcome {
+            Ok(WriteOutcome::Written { checkpoint, .. }) => run(
+                "written",
+                Some(checkpoint.number),
+                Some(checkpoint.seq),
+                None,
+            ),
+            Ok(WriteOutcome::Unchanged { number, seq, .. }) => {
+                run("unchanged", Some(number), Some(seq), None)
+            }
+            Ok(WriteOutcome::EmptyChain) => run("empty", None, None, None),
+            Ok(WriteOutcome::Raced { number, .. }) => run("raced", Some(number), None, None),
+            Err(e) => run("failed", None, None, Some(e.to_string())),
+        });
     }
     Ok(runs)
 }

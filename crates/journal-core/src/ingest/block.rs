@@ -106,7 +106,7 @@ impl PreparedBlock {
 pub fn pointer_for(
     row: &JournalRow,
     position: RowPosition,
-    seq: u64,
+    header: &BlockHeader,
     file_key: &str,
     content_mac: String,
 ) -> Pointer {
@@ -116,7 +116,7 @@ pub fn pointer_for(
         record_id: r.record_id().to_string(),
         kind: r.kind.as_str().to_string(),
         block_id: row.block_id.clone(),
-        seq,
+        seq: header.seq,
         file_key: file_key.to_string(),
         row_group: position.row_group as u32,
         row: position.row_in_group as u32,
@@ -131,5 +131,6 @@ pub fn pointer_for(
         refers_to: r.refers_to().map(str::to_string),
         content_mac,
         storage_state: FileState::Live,
+        block: header.clone(),
     }
 }

@@ -478,7 +478,7 @@ where
             .iter()
             .zip(&block.file.positions)
             .zip(macs)
-            .map(|((row, pos), mac)| pointer_for(row, *pos, header.seq, &file_key, mac))
+            .map(|((row, pos), mac)| pointer_for(row, *pos, &header, &file_key, mac))
             .collect();
         self.index.write_pointers(&pointers).await?;
         self.faults.check(IngestStep::Indexed)?;
@@ -610,6 +610,18 @@ where
         let seq = entry
             .seq
             .ok_or_else(|| fail("chained manifest entry has no seq".into()))?;
+        let header = self
+            .index
+            .list_blocks_between(&entry.tenant_id, seq, seq)
+            .await?
+            .into_iter()
+            .find(|h| h.block_id == entry.block_id)
+            .ok_or_else(|| {
+                fail(format!(
+                    "the chain has no block {} at seq {seq}",
+                    entry.block_id
+                ))
+            })?;
         let bytes = self
             .store
             .get_object(&entry.file_key)
@@ -620,7 +632,7 @@ where
         let mut pointers = Vec::with_capacity(rows.len());
         for (row, pos) in rows.iter().zip(positions) {
             let mac = content_mac_of_stored(&row.record, keys).map_err(|e| fail(e.to_string()))?;
-            pointers.push(pointer_for(row, pos, seq, &entry.file_key, mac));
+            pointers.push(pointer_for(row, pos, &header, &entry.file_key, mac));
         }
         self.index.write_pointers(&pointers).await?;
         self.index

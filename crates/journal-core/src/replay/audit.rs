@@ -44,7 +44,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    load_checkpoints, verify_checkpoint_chain, CheckpointFault, CheckpointPolicy,
+    load_checkpoints, locator_faults, verify_checkpoint_chain, CheckpointFault, CheckpointPolicy,
     CheckpointPublicKey, CheckpointRef, CheckpointStore, PublicKeyError, SignedCheckpoint,
     SIGNING_ALGORITHM,
 };
@@ -183,6 +183,14 @@ pub mod kind {
     pub const CHAIN_MISMATCH: &str = "chain_mismatch";
     pub const CHECKPOINT_BEYOND_HEAD: &str = "checkpoint_beyond_head";
     pub const FUTURE_CHECKPOINT: &str = "future_checkpoint";
+    /// The block list beside a checkpoint is not the one its signature covers.
+    pub const ALTERED_BLOCK_LIST: &str = "altered_block_list";
+    /// A checkpoint's list does not start right after the one before it.
+    pub const BLOCK_LIST_GAP: &str = "block_list_gap";
+    /// A checkpoint lists a block hash the chain no longer has.
+    pub const LISTED_BLOCK_MISMATCH: &str = "listed_block_mismatch";
+    pub const MISSING_LOCATOR: &str = "missing_locator";
+    pub const STRAY_LOCATOR: &str = "stray_locator";
 }
 
 /// One fault, named for people: a stable kind, one sentence, and what it points at.
@@ -464,6 +472,7 @@ where
         now,
     )?;
     checkpoint_faults.extend(report.faults);
+    checkpoint_faults.extend(locator_faults(checkpoints, tenant, &signed, &key).await?);
 
     let coverage = coverage(tenant, &signed, &key, &blocks, head.as_ref());
 
@@ -1020,6 +1029,21 @@ fn name_checkpoint_fault(f: &CheckpointFault) -> NamedFault {
         FutureCheckpoint { checkpoint } => {
             NamedFault::new(kind::FUTURE_CHECKPOINT, message).checkpoint(checkpoint)
         }
+        AlteredBlockList { checkpoint, .. } => {
+            NamedFault::new(kind::ALTERED_BLOCK_LIST, message).checkpoint(checkpoint)
+        }
+        BlockListGap { checkpoint, .. } => {
+            NamedFault::new(kind::BLOCK_LIST_GAP, message).checkpoint(checkpoint)
+        }
+        ListedBlockMismatch {
+            checkpoint, seq, ..
+        } => NamedFault::new(kind::LISTED_BLOCK_MISMATCH, message)
+            .checkpoint(checkpoint)
+            .seq(*seq),
+        MissingLocator { checkpoint } => {
+            NamedFault::new(kind::MISSING_LOCATOR, message).checkpoint(checkpoint)
+        }
+        StrayLocator { .. } => NamedFault::new(kind::STRAY_LOCATOR, message),
     }
 }
 

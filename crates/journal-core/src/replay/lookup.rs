@@ -1,11 +1,13 @@
 //! Finding records and proving them: pointer → footer → row group (ranged reads only), then
 //! the leaf recomputed from the row, its Merkle audit path to the block root, and the block's
-//! link into the chain.
+//! hash listed in a signed checkpoint (the header travels in the pointer), or, for a block no
+//! checkpoint reaches yet, the block's link into the chain.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{BlockWitness, NoWitness, Vouch, VouchingCheckpoint};
 use crate::columnar::ranged::{
     decode_footer, decode_row_group_lazy, metadata_range, row_group_range, FileParts,
     FOOTER_PROBE_BYTES,
@@ -76,12 +78,37 @@ pub struct Proof {
     pub merkle_root: String,
     pub block_seq: u64,
     pub block_hash: Option<String>,
-    /// The chained header of the block, as stored in the chain.
+    /// The block's header (copied into the index at ingest; equal to the chain's).
     pub block: Option<BlockHeader>,
-    /// The next block's `prev_hash` names this block (or this block is the head).
+    /// The block is in the chain: its hash is listed by `checkpoint`, or (not yet
+    /// checkpointed) the chain stores this header and the next block names its hash.
     pub linked_in_chain: bool,
+    /// The signed checkpoint that lists the block's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<VouchingCheckpoint>,
+    /// Why the proof rests on the chain instead of a checkpoint (e.g. the block is newer
+    /// than the newest checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_link_because: Option<String>,
     pub faults: Vec<String>,
     pub verified: bool,
+}
+
+/// What links a block into its chain, as the lookup found it.
+pub enum Link<'h> {
+    /// A signed checkpoint lists the block's hash.
+    Checkpoint(VouchingCheckpoint),
+    /// The checkpoint that lists the block's seq lists another hash.
+    Contradicted {
+        checkpoint: VouchingCheckpoint,
+        listed: String,
+    },
+    /// The chain itself: the stored header at the block's seq and the block after it.
+    Chain {
+        stored: Option<&'h BlockHeader>,
+        next: Option<&'h BlockHeader>,
+        because: Option<String>,
+    },
 }
 
 /// Where an archived record's file stands.
@@ -120,6 +147,8 @@ pub struct ReadCost {
     pub index_reads: u32,
     pub ranged_gets: u32,
     pub bytes_read: u64,
+    /// Locator lists and checkpoint GETs (none when the checkpoint is cached).
+    pub checkpoint_requests: u32,
 }
 
 /// A file's parsed footer and the tail bytes read with it (small files arrive whole).
@@ -275,18 +304,36 @@ pub enum RowReadError {
     Lookup(#[from] LookupError),
 }
 
-/// Looks up records and proves them against their blocks and the chain.
-pub struct Finder<'a, S, I> {
+/// Looks up records and proves them against their blocks and the checkpoints (or the chain).
+pub struct Finder<'a, S, I, W = NoWitness> {
     pub store: &'a S,
     pub index: &'a I,
+    pub witness: &'a W,
 }
 
-impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
+impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I, NoWitness> {
+    /// A finder whose proofs rest on the chain (no checkpoints consulted).
     pub fn new(store: &'a S, index: &'a I) -> Self {
-        Self { store, index }
+        Self {
+            store,
+            index,
+            witness: &NoWitness,
+        }
+    }
+}
+
+impl<'a, S: RangedObjectStore, I: JournalIndex, W: BlockWitness> Finder<'a, S, I, W> {
+    /// The same finder, with proofs resting on the checkpoints `witness` finds.
+    pub fn with_witness<V: BlockWitness>(self, witness: &'a V) -> Finder<'a, S, I, V> {
+        Finder {
+            store: self.store,
+            index: self.index,
+            witness,
+        }
     }
 
-    /// One record by id: 1 index read, ≤ 3 ranged GETs, plus one chain read for the proof.
+    /// One record by id: 1 index read, ≤ 3 ranged GETs (plus, for a block no checkpoint
+    /// reaches yet, one chain read).
     pub async fn by_id(
         &self,
         reader: &mut RowReader<'a, S>,
@@ -295,7 +342,39 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
         now: Timestamp,
     ) -> Result<Lookup, LookupError> {
         reader.cost.index_reads += 1;
-        match self.index.get_pointer(tenant_id, record_id).await? {
+        let entry = self.index.get_pointer(tenant_id, record_id).await?;
+        self.entry(reader, record_id, entry, now).await
+    }
+
+    /// One record by id with the outcomes and reviews that refer to it, from the same one
+    /// index read.
+    pub async fn by_id_with_links(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        tenant_id: &str,
+        record_id: &str,
+        now: Timestamp,
+    ) -> Result<(Lookup, Vec<Lookup>), LookupError> {
+        reader.cost.index_reads += 1;
+        let (entry, links) = self.index.get_with_links(tenant_id, record_id).await?;
+        let found = self.entry(reader, record_id, entry, now).await?;
+        let linked = match &found {
+            Lookup::Found(f) if f.record.refers_to().is_none() => {
+                self.all(reader, links, usize::MAX, now).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok((found, linked))
+    }
+
+    async fn entry(
+        &self,
+        reader: &mut RowReader<'a, S>,
+        record_id: &str,
+        entry: Option<IndexEntry>,
+        now: Timestamp,
+    ) -> Result<Lookup, LookupError> {
+        match entry {
             None => Ok(Lookup::NotFound {
                 record_id: record_id.to_string(),
             }),
@@ -350,14 +429,7 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
         let mut leaves = group
             .leaves_of(&p.block_id)
             .map_err(|e| file_err(&p.file_key, e))?;
-        reader.cost.index_reads += 1;
-        let headers = self
-            .index
-            .list_blocks_between(&p.tenant_id, p.seq, p.seq + 1)
-            .await?;
-        let header = headers.iter().find(|h| h.seq == p.seq).cloned();
-        let expected = header.as_ref().map_or(0, |h| h.count);
-        if (leaves.len() as u64) < expected {
+        if (leaves.len() as u64) < p.block.count {
             let groups = reader
                 .row_group_count(&p.file_key)
                 .await
@@ -374,16 +446,38 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
             }
         }
         leaves.sort_by_key(|(i, _)| *i);
-        let next = headers.iter().find(|h| h.seq == p.seq + 1);
-        let proof = prove(&row, &leaves, header, next);
-        Ok(Lookup::Found(Found {
-            record: row.record,
-            features_sealed: row.features_sealed,
-            file_key: p.file_key.clone(),
-            row_group: p.row_group,
-            row: p.row,
-            proof,
-        }))
+        let hash = p.block.block_hash();
+        let mut requests = 0;
+        let vouch = self
+            .witness
+            .vouch(&p.tenant_id, p.seq, &hash, &mut requests)
+            .await;
+        reader.cost.checkpoint_requests += requests;
+        let because = match vouch? {
+            Vouch::Listed(c) => {
+                let proof = prove(&row, &leaves, &p.block, Link::Checkpoint(c));
+                return Ok(found(row, p, proof));
+            }
+            Vouch::Contradicted { checkpoint, listed } => {
+                let link = Link::Contradicted { checkpoint, listed };
+                let proof = prove(&row, &leaves, &p.block, link);
+                return Ok(found(row, p, proof));
+            }
+            Vouch::NotYet => "no checkpoint reaches this block yet".to_string(),
+            Vouch::Unusable { key, reason } => format!("checkpoint {key} cannot vouch: {reason}"),
+        };
+        reader.cost.index_reads += 1;
+        let headers = self
+            .index
+            .list_blocks_between(&p.tenant_id, p.seq, p.seq + 1)
+            .await?;
+        let link = Link::Chain {
+            stored: headers.iter().find(|h| h.seq == p.seq),
+            next: headers.iter().find(|h| h.seq == p.seq + 1),
+            because: Some(because),
+        };
+        let proof = prove(&row, &leaves, &p.block, link);
+        Ok(found(row, p, proof))
     }
 
     /// Every indexed record of a subject with `from <= occurred_at < to` (at most `limit`).
@@ -482,12 +576,24 @@ impl<'a, S: RangedObjectStore, I: JournalIndex> Finder<'a, S, I> {
     }
 }
 
-/// Checks one row against its block's leaves and chained header.
+fn found(row: JournalRow, p: &Pointer, proof: Proof) -> Lookup {
+    Lookup::Found(Found {
+        record: row.record,
+        features_sealed: row.features_sealed,
+        file_key: p.file_key.clone(),
+        row_group: p.row_group,
+        row: p.row,
+        proof,
+    })
+}
+
+/// Checks one row against its block's leaves and header, and the header against what links
+/// it into the chain.
 pub fn prove(
     row: &JournalRow,
     leaves: &[(u32, [u8; 32])],
-    header: Option<BlockHeader>,
-    next: Option<&BlockHeader>,
+    header: &BlockHeader,
+    link: Link<'_>,
 ) -> Proof {
     let mut faults = Vec::new();
     let recomputed = match row.record.canonical_bytes() {
@@ -516,57 +622,81 @@ pub fn prove(
     let index = row.leaf_index as usize;
     let path = inclusion_proof(&hashes, index).unwrap_or_default();
     let root = merkle_root(&hashes);
-    let seq = header.as_ref().map_or(0, |h| h.seq);
-    let mut linked = false;
-    let mut block_hash = None;
-    match &header {
-        None => faults.push("missing block: the chain has no header for this block".into()),
-        Some(h) => {
-            if h.block_id != row.block_id {
-                faults.push(format!(
-                    "substituted block: chain seq {} is block {}, the row says {}",
-                    h.seq, h.block_id, row.block_id
-                ));
+    let h = header;
+    if h.block_id != row.block_id {
+        faults.push(format!(
+            "substituted block: block {} is {}, the row says {}",
+            h.seq, h.block_id, row.block_id
+        ));
+    }
+    if h.count != hashes.len() as u64 {
+        faults.push(format!(
+            "missing rows: the header counts {} rows, the file holds {}",
+            h.count,
+            hashes.len()
+        ));
+    }
+    let chained_root = hex::decode(&h.merkle_root).ok();
+    let root_ok = chained_root.as_deref() == Some(root.as_slice())
+        && verify_inclusion(
+            &row.leaf_hash,
+            index as u64,
+            hashes.len() as u64,
+            &path,
+            &root,
+        );
+    if !root_ok {
+        faults.push(format!(
+            "root mismatch: the file's leaves give {} but the block header says {}",
+            hex::encode(root),
+            h.merkle_root
+        ));
+    }
+    let hash = h.block_hash();
+    let (linked, checkpoint, because) = match link {
+        Link::Checkpoint(c) => (true, Some(c), None),
+        Link::Contradicted { checkpoint, listed } => {
+            faults.push(format!(
+                "altered block header: block {} hashes to {hash} but checkpoint {} lists {listed}",
+                h.seq, checkpoint.number
+            ));
+            (false, None, None)
+        }
+        Link::Chain {
+            stored,
+            next,
+            because,
+        } => {
+            let mut linked = true;
+            match stored {
+                None => {
+                    faults.push(format!(
+                        "missing block: the chain has no header at seq {}",
+                        h.seq
+                    ));
+                    linked = false;
+                }
+                Some(s) if s != h => {
+                    faults.push(format!(
+                        "altered block header: the index's copy of block {} hashes to {hash}, \
+                         the chain's to {}",
+                        h.seq,
+                        s.block_hash()
+                    ));
+                    linked = false;
+                }
+                Some(_) => {}
             }
-            if h.count != hashes.len() as u64 {
-                faults.push(format!(
-                    "missing rows: the header counts {} rows, the file holds {}",
-                    h.count,
-                    hashes.len()
-                ));
-            }
-            let chained_root = hex::decode(&h.merkle_root).ok();
-            let ok = chained_root.as_deref() == Some(root.as_slice())
-                && verify_inclusion(
-                    &row.leaf_hash,
-                    index as u64,
-                    hashes.len() as u64,
-                    &path,
-                    &root,
-                );
-            if !ok {
-                faults.push(format!(
-                    "root mismatch: the file's leaves give {} but the chained header says {}",
-                    hex::encode(root),
-                    h.merkle_root
-                ));
-            }
-            let hash = h.block_hash();
-            linked = match next {
-                None => true,
-                Some(n) => n.prev_hash == hash,
-            };
-            if !linked {
+            if let Some(n) = next.filter(|n| n.prev_hash != hash) {
                 faults.push(format!(
                     "broken link: block {} hashes to {hash} but block {} names {}",
-                    h.seq,
-                    h.seq + 1,
-                    next.map_or("", |n| n.prev_hash.as_str())
+                    h.seq, n.seq, n.prev_hash
                 ));
+                linked = false;
             }
-            block_hash = Some(hash);
+            (linked, None, because)
         }
-    }
+    };
     Proof {
         leaf_hash: hex::encode(recomputed),
         leaf_matches_row,
@@ -574,10 +704,12 @@ pub fn prove(
         block_size: hashes.len() as u64,
         audit_path: path.iter().map(hex::encode).collect(),
         merkle_root: hex::encode(root),
-        block_seq: seq,
-        block_hash,
-        block: header,
+        block_seq: h.seq,
+        block_hash: Some(hash),
+        block: Some(h.clone()),
         linked_in_chain: linked,
+        checkpoint,
+        chain_link_because: because,
         verified: faults.is_empty(),
         faults,
     }

@@ -17,7 +17,9 @@ mod whatif;
 #[cfg(test)]
 mod tests;
 
-pub use lookup::{ArchivedNotice, Finder, Found, Lookup, LookupError, Proof, ReadCost, RowReader};
+pub use lookup::{
+    ArchivedNotice, Finder, Found, Link, Lookup, LookupError, Proof, ReadCost, RowReader,
+};
 pub use reexec::LLM_NOT_RERUN;
 pub use service::{AccessRejects, Caller, ReplayService};
 pub use views::Cursor;

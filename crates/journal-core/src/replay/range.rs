@@ -3,7 +3,7 @@
 //! only files that can hold rows of the range are read.
 
 use super::api::{Answer, RecordsPage, TimeRange};
-use super::lookup::{prove, Found, Lookup, RowReadError, RowReader, RESTORE_DAYS};
+use super::lookup::{prove, Found, Link, Lookup, RowReadError, RowReader, RESTORE_DAYS};
 use super::service::{page_size, Done, Failure, ReplayService};
 use super::views::record_view;
 use crate::access::Role;
@@ -111,7 +111,16 @@ where
                 file_key: h.file_key.clone(),
                 row_group: *g,
                 row: *n,
-                proof: prove(row, &leaves, Some(h.clone()), next),
+                proof: prove(
+                    row,
+                    &leaves,
+                    h,
+                    Link::Chain {
+                        stored: Some(h),
+                        next,
+                        because: None,
+                    },
+                ),
             });
             read.push(row.record.record_id().to_string());
             records.push(record_view(&found, role, &pii, covered));

@@ -139,7 +139,8 @@ where
             "re-execution reads raw features: auditor role required",
         ));
     }
-    let finder = Finder::new(svc.store(), svc.index());
+    let witness = svc.witness();
+    let finder = Finder::new(svc.store(), svc.index()).with_witness(&witness);
     let mut reader = RowReader::new(svc.store());
     let found = finder.by_id(&mut reader, tenant, decision_id, now).await?;
     let covered = svc.coverage(tenant).await.and_then(|c| c.covered_seq);

@@ -14,9 +14,7 @@ use super::audit::{verify_scope, AuditError, VerifyScope};
 use super::lookup::{Finder, Lookup, LookupError, RowReader};
 use super::views::{page_after, record_view, Cursor};
 use crate::access::{AccessEvent, AccessPolicy, Role, MAX_LISTED_READS};
-use crate::checkpoint::{
-    latest_checkpoint, CheckpointPolicy, CheckpointPublicKey, CheckpointStore,
-};
+use crate::checkpoint::{CheckpointPolicy, CheckpointStore, CheckpointWitness, WitnessCache};
 use crate::ingest::{Ingest, IngestConfig, Message};
 use crate::keys::MasterKey;
 use crate::ports::{
@@ -114,6 +112,9 @@ pub struct ReplayService<S, I, K, C> {
     /// The checkpoint signing key's public half (DER), when checkpoints are verified.
     pub checkpoint_key: Option<Vec<u8>>,
     pub checkpoint_policy: CheckpointPolicy,
+    /// Checkpoints already checked (they never change): a warm function proves a lookup
+    /// against its checkpoint without reading it again.
+    pub witness_cache: WitnessCache,
 }
 
 /// The caller as the function established it.
@@ -154,7 +155,17 @@ where
             policy,
             checkpoint_key: None,
             checkpoint_policy: CheckpointPolicy::default(),
+            witness_cache: WitnessCache::default(),
         }
+    }
+
+    /// Finds the checkpoint that lists a block, for proofs.
+    pub(super) fn witness(&self) -> CheckpointWitness<'_, C> {
+        CheckpointWitness::new(
+            &self.checkpoints,
+            self.checkpoint_key.as_deref(),
+            &self.witness_cache,
+        )
     }
 
     pub fn store(&self) -> &S {
@@ -359,18 +370,15 @@ where
     }
 
     /// The newest checkpoint with a valid signature (when a key is configured) and what it
-    /// covers; an unreadable or unverifiable one counts as none.
+    /// covers; an unreadable or unverifiable one counts as none. Found through the locators
+    /// and kept checked: a warm function pays one list request.
     pub(super) async fn coverage(&self, tenant: &str) -> Option<CheckpointCoverage> {
-        let (_, signed) = latest_checkpoint(&self.checkpoints, tenant).await.ok()??;
-        if let Some(der) = &self.checkpoint_key {
-            let key = CheckpointPublicKey::from_der(der).ok()?;
-            let sig = signed.signature_der().ok()?;
-            key.verify_digest(&signed.checkpoint.digest(), &sig).ok()?;
-        }
+        let mut requests = 0;
+        let newest = self.witness().newest(tenant, &mut requests).await.ok()??;
         Some(CheckpointCoverage {
-            number: Some(signed.checkpoint.number),
-            signed_at: Some(signed.checkpoint.signed_at),
-            covered_seq: Some(signed.checkpoint.seq),
+            number: Some(newest.number),
+            signed_at: Some(newest.signed_at),
+            covered_seq: Some(newest.seq),
         })
     }
 
@@ -412,29 +420,37 @@ where
         record_id: &str,
         now: Timestamp,
     ) -> Result<Done, Failure> {
-        let finder = Finder::new(self.store(), self.index());
+        let witness = self.witness();
+        let finder = Finder::new(self.store(), self.index()).with_witness(&witness);
         let mut reader = RowReader::new(self.store());
-        let found = finder.by_id(&mut reader, tenant, record_id, now).await?;
-        let coverage = self.coverage(tenant).await;
-        let covered = coverage.as_ref().and_then(|c| c.covered_seq);
+        let (found, linked) = finder
+            .by_id_with_links(&mut reader, tenant, record_id, now)
+            .await?;
         let pii = self.policy.pii_for(tenant);
-        let mut view = record_view(&found, role, &pii, covered);
+        let mut view = record_view(&found, role, &pii, None);
         let mut read = vec![record_id.to_string()];
-        if let Lookup::Found(f) = &found {
-            if f.record.refers_to().is_none() {
-                for linked in finder.linked(&mut reader, tenant, record_id, now).await? {
-                    read.push(lookup_id(&linked));
-                    view.linked.push(record_view(&linked, role, &pii, covered));
-                }
-            }
-        } else if matches!(found, Lookup::NotFound { .. }) {
+        for linked in &linked {
+            read.push(lookup_id(linked));
+            view.linked.push(record_view(linked, role, &pii, None));
+        }
+        if matches!(found, Lookup::NotFound { .. }) {
             read.clear();
         }
+        // The checkpoint the record's proof rests on (none while its block is newer).
+        let coverage = match &found {
+            Lookup::Found(f) => f.proof.checkpoint.as_ref().map(|c| CheckpointCoverage {
+                number: Some(c.number),
+                signed_at: Some(c.signed_at),
+                covered_seq: Some(c.seq),
+            }),
+            _ => None,
+        };
         tracing::info!(
             record_id,
             index_reads = reader.cost.index_reads,
             ranged_gets = reader.cost.ranged_gets,
             bytes_read = reader.cost.bytes_read,
+            checkpoint_requests = reader.cost.checkpoint_requests,
             "lookup"
         );
         Ok(Done::new(
@@ -459,7 +475,8 @@ where
         let size = page_size(limit)?;
         let after = cursor.map(Cursor::parse).transpose()?;
         let (page, next) = page_after(&pointers, after.as_ref(), size);
-        let finder = Finder::new(self.store(), self.index());
+        let witness = self.witness();
+        let finder = Finder::new(self.store(), self.index()).with_witness(&witness);
         let mut reader = RowReader::new(self.store());
         let coverage = self.coverage(tenant).await;
         let covered = coverage.as_ref().and_then(|c| c.covered_seq);
@@ -500,7 +517,8 @@ where
         let (from, to) = range.bounds();
         let pointers = self.index().query_access(tenant, from, to).await?;
         let (page, next) = page_after(&pointers, after.as_ref(), size);
-        let finder = Finder::new(self.store(), self.index());
+        let witness = self.witness();
+        let finder = Finder::new(self.store(), self.index()).with_witness(&witness);
         let mut reader = RowReader::new(self.store());
         let mut events = Vec::with_capacity(page.len());
         for p in page {

@@ -370,3 +370,249 @@ async fn a_lookup_in_a_large_file_reads_ranges_never_the_whole_file() {
 fn lookup_probe() -> u64 {
     crate::columnar::ranged::FOOTER_PROBE_BYTES
 }
+
+mod against_checkpoints {
+    use super::*;
+    use crate::checkpoint::{
+        locator_key, write_checkpoint, BlockWitness, CheckpointWitness, MemorySigner, WitnessCache,
+    };
+
+    /// One lookup by id as one request (a fresh reader), with what it cost.
+    async fn look<'a, W: BlockWitness>(
+        finder: &Finder<'a, MemoryStore, MemoryIndex, W>,
+        id: &str,
+    ) -> (Found, ReadCost) {
+        let mut reader = RowReader::new(finder.store);
+        let f = found(finder.by_id(&mut reader, "t1", id, now()).await.unwrap());
+        (f, reader.cost)
+    }
+
+    struct Signed {
+        checkpoints: MemoryStore,
+        signer: MemorySigner,
+        cache: WitnessCache,
+    }
+
+    impl Signed {
+        fn new() -> Self {
+            Self {
+                checkpoints: MemoryStore::default(),
+                signer: MemorySigner::from_seed(b"lookup tests"),
+                cache: WitnessCache::default(),
+            }
+        }
+
+        async fn checkpoint(&self, j: &MemIngest) {
+            write_checkpoint(&j.index, &self.checkpoints, &self.signer, "t1", now())
+                .await
+                .unwrap();
+        }
+
+        fn witness(&self) -> CheckpointWitness<'_, MemoryStore> {
+            let der = self.signer.public_key_der();
+            CheckpointWitness::new(&self.checkpoints, Some(der.as_slice()), &self.cache)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_checkpointed_record_costs_one_index_read_and_rests_on_its_checkpoint() {
+        let j = journal(64);
+        let bodies: Vec<Value> = (0..6).map(|i| decision(i, "3.2.0")).collect();
+        ingest(&j, &bodies[..3]).await;
+        ingest(&j, &[outcome(0), outcome(1)]).await;
+        ingest(&j, &bodies[3..]).await;
+        let signed = Signed::new();
+        signed.checkpoint(&j).await;
+        let witness = signed.witness();
+        let finder = Finder::new(&j.store, &j.index).with_witness(&witness);
+
+        // First lookup: one index read (pointer and links), one GET of the small file, and
+        // the checkpoint found by its locator (one list, one GET).
+        let mut reader = RowReader::new(&j.store);
+        let (f, linked) = finder
+            .by_id_with_links(&mut reader, "t1", "d-00000", now())
+            .await
+            .unwrap();
+        let f = found(f);
+        assert!(f.proof.verified, "{:?}", f.proof.faults);
+        let c = f.proof.checkpoint.as_ref().expect("rests on a checkpoint");
+        assert_eq!((c.number, c.first_seq, c.seq), (0, 0, 2));
+        assert!(c.signature_verified);
+        assert_eq!(f.proof.chain_link_because, None);
+        assert_eq!(linked.len(), 1);
+        assert!(
+            matches!(&linked[0], Lookup::Found(o) if o.record.record_id() == "o-00000"
+            && o.proof.verified && o.proof.checkpoint.is_some())
+        );
+        // The outcome's block is read too (it is another file), with no more index reads.
+        assert_eq!(reader.cost.index_reads, 1, "{:?}", reader.cost);
+        assert_eq!(reader.cost.checkpoint_requests, 2, "{:?}", reader.cost);
+
+        // Warm: the checkpoint is cached; every lookup is one index read.
+        for i in 0..6 {
+            let (f, cost) = look(&finder, &format!("d-{i:05}")).await;
+            assert!(
+                f.proof.verified && f.proof.linked_in_chain,
+                "{:?}",
+                f.proof.faults
+            );
+            assert_eq!((cost.index_reads, cost.checkpoint_requests), (1, 0));
+            assert_eq!(cost.ranged_gets, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newest_checkpoint_is_found_by_listing_only_locators_not_seen_before() {
+        let j = journal(64);
+        let signed = Signed::new();
+        let witness = signed.witness();
+        let mut requests = 0;
+        assert_eq!(witness.newest("t1", &mut requests).await.unwrap(), None);
+        ingest(&j, &[decision(0, "3.2.0")]).await;
+        signed.checkpoint(&j).await;
+        ingest(&j, &[decision(1, "3.2.0")]).await;
+        signed.checkpoint(&j).await;
+        // Cold: one listing of the locators, one GET of the newest checkpoint.
+        let witness = CheckpointWitness::new(
+            &signed.checkpoints,
+            Some(signed.signer.public_key_der().as_slice()),
+            &signed.cache,
+        );
+        let mut requests = 0;
+        let newest = witness.newest("t1", &mut requests).await.unwrap().unwrap();
+        assert_eq!((newest.number, newest.seq, requests), (1, 1, 2));
+        // Warm: one list request that finds nothing new.
+        let mut requests = 0;
+        let again = witness.newest("t1", &mut requests).await.unwrap().unwrap();
+        assert_eq!((again, requests), (newest, 1));
+        // A new checkpoint: found after the known locator, read once.
+        ingest(&j, &[decision(2, "3.2.0")]).await;
+        signed.checkpoint(&j).await;
+        let mut requests = 0;
+        let newer = witness.newest("t1", &mut requests).await.unwrap().unwrap();
+        assert_eq!(
+            (newer.number, newer.first_seq, newer.seq, requests),
+            (2, 2, 2, 3)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_block_newer_than_the_newest_checkpoint_rests_on_the_chain_and_says_why() {
+        let j = journal(64);
+        ingest(&j, &[decision(0, "3.2.0")]).await;
+        let signed = Signed::new();
+        signed.checkpoint(&j).await;
+        ingest(&j, &[decision(1, "3.2.0")]).await;
+        let witness = signed.witness();
+        let finder = Finder::new(&j.store, &j.index).with_witness(&witness);
+        let (f, cost) = look(&finder, "d-00001").await;
+        assert!(f.proof.verified, "{:?}", f.proof.faults);
+        assert!(f.proof.linked_in_chain && f.proof.checkpoint.is_none());
+        assert_eq!(
+            f.proof.chain_link_because.as_deref(),
+            Some("no checkpoint reaches this block yet")
+        );
+        assert_eq!(cost.index_reads, 2);
+
+        // A checkpoint without its locator: the next checkpoint's locator is found instead,
+        // which does not list the block, so the chain is read and the proof says why.
+        signed.checkpoint(&j).await;
+        ingest(&j, &[decision(2, "3.2.0")]).await;
+        signed.checkpoint(&j).await;
+        let remove = |key: &str| {
+            let removed = signed.checkpoints.objects.lock().unwrap().remove(key);
+            assert!(removed.is_some(), "{key}");
+        };
+        remove(&locator_key("t1", 1, 1));
+        let cache = WitnessCache::default();
+        let der = signed.signer.public_key_der();
+        let cold = CheckpointWitness::new(&signed.checkpoints, Some(der.as_slice()), &cache);
+        let finder = Finder::new(&j.store, &j.index).with_witness(&cold);
+        let (f, _) = look(&finder, "d-00001").await;
+        assert!(f.proof.verified, "{:?}", f.proof.faults);
+        assert_eq!(f.proof.checkpoint, None);
+        assert_eq!(
+            f.proof.chain_link_because.as_deref(),
+            Some(
+                "checkpoint checkpoints/tenant=t1/000000000002.json cannot vouch: it lists \
+                 blocks 2..=2, not block 1 (the checkpoint before it has no locator)"
+            )
+        );
+
+        // The next run puts back the newest checkpoint's locator if it is the one missing.
+        remove(&locator_key("t1", 2, 2));
+        signed.checkpoint(&j).await;
+        assert!(signed
+            .checkpoints
+            .objects
+            .lock()
+            .unwrap()
+            .contains_key(&locator_key("t1", 2, 2)));
+    }
+
+    #[tokio::test]
+    async fn an_index_copy_of_a_header_that_the_checkpoint_does_not_list_is_named() {
+        let j = journal(64);
+        ingest(&j, &[decision(0, "3.2.0"), decision(1, "3.2.0")]).await;
+        let signed = Signed::new();
+        signed.checkpoint(&j).await;
+        // Rewrite the pointer's copy of the header (and nothing else).
+        let Some(crate::ports::IndexEntry::Indexed(mut p)) =
+            j.index.get_pointer("t1", "d-00001").await.unwrap()
+        else {
+            panic!("indexed")
+        };
+        p.block.sealed_at = at("2026-03-15T23:00:00Z");
+        j.index.write_pointers(&[p]).await.unwrap();
+        let witness = signed.witness();
+        let finder = Finder::new(&j.store, &j.index).with_witness(&witness);
+        let (f, _) = look(&finder, "d-00001").await;
+        assert!(!f.proof.verified && !f.proof.linked_in_chain);
+        assert_eq!(f.proof.faults.len(), 1, "{:?}", f.proof.faults);
+        assert!(
+            f.proof.faults[0].starts_with("altered block header: block 0 hashes to"),
+            "{:?}",
+            f.proof.faults
+        );
+        assert!(f.proof.faults[0].contains("checkpoint 0 lists"));
+
+        // Without checkpoints the chain's own header shows the same.
+        let finder = Finder::new(&j.store, &j.index);
+        let (f, _) = look(&finder, "d-00001").await;
+        assert!(
+            f.proof.faults[0].contains("the index's copy of block 0"),
+            "{:?}",
+            f.proof.faults
+        );
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_with_a_bad_signature_or_altered_list_cannot_vouch() {
+        let j = journal(64);
+        ingest(&j, &[decision(0, "3.2.0")]).await;
+        let signed = Signed::new();
+        signed.checkpoint(&j).await;
+        let key = crate::checkpoint::checkpoint_key("t1", 0);
+        let stored = signed.checkpoints.objects.lock().unwrap()[&key].clone();
+        let mut doc = crate::checkpoint::SignedCheckpoint::from_bytes(&stored).unwrap();
+        doc.block_hashes[0] = "ab".repeat(32);
+        signed
+            .checkpoints
+            .objects
+            .lock()
+            .unwrap()
+            .insert(key.clone(), doc.to_bytes().into());
+        let witness = signed.witness();
+        let finder = Finder::new(&j.store, &j.index).with_witness(&witness);
+        let (f, _) = look(&finder, "d-00000").await;
+        // The chain still links the block: verified, but not on that checkpoint's word.
+        assert!(f.proof.verified && f.proof.checkpoint.is_none());
+        let because = f.proof.chain_link_because.unwrap();
+        assert!(
+            because.starts_with(&format!(
+                "checkpoint {key} cannot vouch: altered block list"
+            )),
+            "{because}"
+        );
+    }
+}

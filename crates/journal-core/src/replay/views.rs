@@ -9,8 +9,9 @@ use crate::access::{mask_record, PiiFields, Role};
 use crate::ports::Pointer;
 use crate::timestamp::Timestamp;
 
-/// A found record masked for `role`, with its proof and location; `covered_seq` is the
-/// newest checkpointed chain position.
+/// A found record masked for `role`, with its proof and location; it is checkpointed when its
+/// proof names the checkpoint that lists its block, or its block is at or below `covered_seq`
+/// (the newest checkpointed chain position, when known).
 pub fn record_view(
     found: &Lookup,
     role: Role,
@@ -33,7 +34,9 @@ pub fn record_view(
             let masked = mask_record(&f.record, None, role, pii);
             view.record = Some(masked.record);
             view.redacted = masked.redacted;
-            view.checkpointed = Some(covered_seq.is_some_and(|c| f.proof.block_seq <= c));
+            view.checkpointed = Some(
+                f.proof.checkpoint.is_some() || covered_seq.is_some_and(|c| f.proof.block_seq <= c),
+            );
             view.proof = Some(f.proof.clone());
             view.location = Some(Location {
                 file_key: f.file_key.clone(),

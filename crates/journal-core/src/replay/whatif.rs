@@ -54,7 +54,8 @@ where
             "another model runs on raw features: auditor role required",
         ));
     }
-    let finder = Finder::new(svc.store(), svc.index());
+    let witness = svc.witness();
+    let finder = Finder::new(svc.store(), svc.index()).with_witness(&witness);
     let mut reader = RowReader::new(svc.store());
     let mut registry = Registry::default();
     let mut page = WhatIfPage::default();
