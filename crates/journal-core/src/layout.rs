@@ -5,7 +5,7 @@
 //! | record pointer (also the ingest claim) | `D#tenant#record_id` | `D` |
 //! | subject timeline (GSI `by_subject`) | `S#tenant#subject_ref` | `occurred_at#record_id` |
 //! | model timeline (GSI `by_model`) | `M#tenant#model#version` | `occurred_at#record_id` |
-//! | outcomes/reviews of a decision (GSI `by_ref`) | `R#tenant#decision_id` | `occurred_at#record_id` |
+//! | outcome/review link (a copy of its pointer) | `D#tenant#decision_id` | `L#occurred_at#record_id` |
 //! | file manifest | `F#tenant#date` | file key |
 //! | chain head / block | `C#tenant` | `HEAD` / `B#<seq, 12 digits>` |
 //! | subject data key (wrapped) | `K#tenant#subject_ref` | `K` |
@@ -33,6 +33,20 @@ pub fn block_file_key(tenant_id: &str, received_at: Timestamp, block_id: &str) -
     )
 }
 
+/// Key of a compacted file: the partition it merges, named by the first and last block seq it
+/// holds (deterministic, so a resumed merge writes the same key).
+pub fn compacted_file_key(
+    tenant_id: &str,
+    date: &str,
+    hour: u8,
+    first_seq: u64,
+    last_seq: u64,
+) -> String {
+    format!(
+        "{DECISIONS_PREFIX}tenant={tenant_id}/date={date}/hour={hour:02}/compacted-{first_seq:012}-{last_seq:012}.parquet"
+    )
+}
+
 /// Prefix of every file of a tenant.
 pub fn tenant_prefix(tenant_id: &str) -> String {
     format!("{DECISIONS_PREFIX}tenant={tenant_id}/")
@@ -42,6 +56,18 @@ pub fn tenant_prefix(tenant_id: &str) -> String {
 pub fn date_of_file_key(file_key: &str) -> Option<&str> {
     let start = file_key.find("/date=")? + "/date=".len();
     file_key.get(start..start + 10)
+}
+
+/// Partition hour encoded in a file key, if it is one of ours.
+pub fn hour_of_file_key(file_key: &str) -> Option<u8> {
+    let start = file_key.find("/hour=")? + "/hour=".len();
+    let digits = file_key.get(start..start + 2)?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())
+        .flatten()
+        .filter(|h| *h < 24)
 }
 
 pub fn pointer_pk(tenant_id: &str, record_id: &str) -> String {

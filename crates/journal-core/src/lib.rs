@@ -5,6 +5,7 @@
 //! - [`keys`], [`features_crypto`]: tenant HMAC keys, per-subject AES-256-GCM feature sealing.
 //! - [`integrity`]: leaf hashes, RFC 6962 Merkle trees, the block chain and `verify`.
 //! - [`columnar`]: the Arrow schema and Parquet codec.
+//! - [`compact`]: merging a partition's small files into large ones (planning so far).
 //! - [`layout`]: S3 keys and index keys.
 //! - [`ports`], [`ingest`]: storage traits and the crash-safe ingest pipeline built on them;
 //!   [`memory`]: in-process port implementations for unit tests.
@@ -13,6 +14,7 @@ pub mod access;
 pub mod canonical;
 pub mod checkpoint;
 pub mod columnar;
+pub mod compact;
 pub mod features_crypto;
 pub mod ingest;
 pub mod integrity;

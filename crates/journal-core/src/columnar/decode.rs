@@ -70,6 +70,43 @@ pub fn decode_row_group(bytes: Bytes, row_group: usize) -> Result<Vec<JournalRow
     Ok(rows)
 }
 
+/// The row groups of a journal file, decoded one at a time: memory holds the file's bytes and
+/// one row group, never the whole file decoded.
+pub struct RowGroups {
+    bytes: Bytes,
+    meta: ArrowReaderMetadata,
+    next: usize,
+}
+
+impl RowGroups {
+    pub fn new(bytes: Bytes) -> Result<Self, CodecError> {
+        let meta = load_metadata(&bytes)?;
+        Ok(Self {
+            bytes,
+            meta,
+            next: 0,
+        })
+    }
+
+    pub fn row_group_count(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+}
+
+impl Iterator for RowGroups {
+    type Item = Result<Vec<JournalRow>, CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.row_group_count() {
+            return None;
+        }
+        let mut rows = Vec::new();
+        let read = read_row_group(&self.bytes, &self.meta, self.next, &mut rows);
+        self.next += 1;
+        Some(read.map(|()| rows))
+    }
+}
+
 /// `(row group, rows in it)` for every row group, in file order.
 pub fn positions_from_metadata(meta: &ParquetMetaData) -> Vec<(usize, u64)> {
     meta.row_groups()

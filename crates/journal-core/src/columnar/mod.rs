@@ -84,7 +84,7 @@ use crate::record::Record;
 
 pub use decode::{
     decode_batch, decode_file, decode_file_positioned, decode_row_group, positions_from_metadata,
-    LazyRowGroup,
+    LazyRowGroup, RowGroups,
 };
 pub use encode::{encode_file, rows_to_batch, EncodedFile, JournalFileWriter, WrittenFile};
 

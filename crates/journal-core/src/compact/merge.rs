@@ -1,0 +1,195 @@
+//! Writing one output file: the inputs' rows in chain order, row group by row group, then the
+//! written file read back and every block it holds checked against its chained header — before
+//! anything may point at it.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::plan::OutputPlan;
+use crate::columnar::{CodecError, JournalFileWriter, RowGroups, RowPosition, WriterConfig};
+use crate::integrity::{verify_block, BlockHeader, Fault};
+use crate::layout;
+use crate::ports::{JournalIndex, ObjectStore, PortError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("input {file_key} is missing")]
+    MissingInput { file_key: String },
+    #[error("{file_key}: {source}")]
+    Codec {
+        file_key: String,
+        source: CodecError,
+    },
+    #[error("input {file_key} holds block {block_id}, which is not in the chain")]
+    UnchainedBlock { file_key: String, block_id: String },
+    /// The written file does not prove its blocks: nothing may point at it.
+    #[error("output {file_key} fails verification: {}", faults.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unverified {
+        file_key: String,
+        faults: Vec<Fault>,
+    },
+}
+
+/// One output, written and verified; nothing points at it yet.
+#[derive(Clone, Debug)]
+pub struct MergedFile {
+    pub file_key: String,
+    pub bytes: Bytes,
+    pub sha256: String,
+    pub rows: u64,
+    pub row_groups: usize,
+    /// Every record in the file: `(record id, block id, position)`, in write order.
+    pub placed: Vec<(String, String, RowPosition)>,
+    /// The chained headers of the blocks it holds, by seq.
+    pub blocks: Vec<BlockHeader>,
+}
+
+/// Where an output goes: its partition, named by the first and last block it holds, so a run
+/// that resumes an interrupted merge writes the same key.
+pub fn output_key(plan: &OutputPlan) -> String {
+    let first = plan.inputs.first().and_then(|e| e.seq).unwrap_or(0);
+    let last = plan.inputs.last().and_then(|e| e.seq).unwrap_or(0);
+    layout::compacted_file_key(
+        &plan.partition.tenant_id,
+        &plan.partition.date,
+        plan.partition.hour,
+        first,
+        last,
+    )
+}
+
+/// Reads the plan's inputs in order and writes their rows, unchanged (leaf hashes, salts, block
+/// ids and leaf indexes carried as they are), into one file; reads it back and checks every
+/// block in it against the chain. Memory holds one input file, one row group and the output.
+pub async fn merge<S: ObjectStore, I: JournalIndex>(
+    store: &S,
+    index: &I,
+    plan: &OutputPlan,
+    cfg: &WriterConfig,
+) -> Result<MergedFile, MergeError> {
+    let file_key = output_key(plan);
+    let mut writer =
+        JournalFileWriter::new(Vec::new(), cfg, &[]).map_err(|source| codec(&file_key, source))?;
+    let mut block_ids: BTreeMap<String, String> = BTreeMap::new();
+    for input in &plan.inputs {
+        let bytes =
+            store
+                .get_object(&input.file_key)
+                .await?
+                .ok_or_else(|| MergeError::MissingInput {
+                    file_key: input.file_key.clone(),
+                })?;
+        let groups = RowGroups::new(bytes).map_err(|source| codec(&input.file_key, source))?;
+        for group in groups {
+            let rows = group.map_err(|source| codec(&input.file_key, source))?;
+            for r in &rows {
+                block_ids
+                    .entry(r.block_id.clone())
+                    .or_insert_with(|| input.file_key.clone());
+            }
+            writer
+                .write_rows(&rows)
+                .map_err(|source| codec(&file_key, source))?;
+        }
+    }
+    let (bytes, _) = writer
+        .finish_into_inner()
+        .map_err(|source| codec(&file_key, source))?;
+    let bytes = Bytes::from(bytes);
+    let blocks = chained_headers(index, plan, &block_ids).await?;
+    verify_output(file_key, bytes, blocks)
+}
+
+/// The headers of the blocks named in `block_ids` (block id → the input it came from): one
+/// Query over the inputs' seq range, and the whole chain only if a block lies outside it (an
+/// input that is itself a merged file names only its first block's seq).
+async fn chained_headers<I: JournalIndex>(
+    index: &I,
+    plan: &OutputPlan,
+    block_ids: &BTreeMap<String, String>,
+) -> Result<Vec<BlockHeader>, MergeError> {
+    let tenant_id = &plan.partition.tenant_id;
+    let seqs = plan.inputs.iter().filter_map(|e| e.seq);
+    let (lo, hi) = (seqs.clone().min().unwrap_or(0), seqs.max().unwrap_or(0));
+    let pick = |all: Vec<BlockHeader>| -> Vec<BlockHeader> {
+        all.into_iter()
+            .filter(|h| block_ids.contains_key(&h.block_id))
+            .collect()
+    };
+    let mut found = pick(index.list_blocks_between(tenant_id, lo, hi).await?);
+    if found.len() < block_ids.len() {
+        found = pick(index.list_blocks(tenant_id).await?);
+    }
+    found.sort_by_key(|h| h.seq);
+    if let Some((block_id, file_key)) = block_ids
+        .iter()
+        .find(|(id, _)| !found.iter().any(|h| &h.block_id == *id))
+    {
+        return Err(MergeError::UnchainedBlock {
+            file_key: file_key.clone(),
+            block_id: block_id.clone(),
+        });
+    }
+    Ok(found)
+}
+
+/// Reads a written output back and checks each block's rows against its header (every leaf
+/// recomputed, indexes `0..count`, the Merkle root); any fault refuses the file.
+pub fn verify_output(
+    file_key: String,
+    bytes: Bytes,
+    blocks: Vec<BlockHeader>,
+) -> Result<MergedFile, MergeError> {
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let groups = RowGroups::new(bytes.clone()).map_err(|source| codec(&file_key, source))?;
+    let row_groups = groups.row_group_count();
+    let mut by_block: BTreeMap<String, Vec<crate::columnar::JournalRow>> = BTreeMap::new();
+    let mut placed = Vec::new();
+    for (g, group) in groups.enumerate() {
+        for (n, row) in group
+            .map_err(|source| codec(&file_key, source))?
+            .into_iter()
+            .enumerate()
+        {
+            placed.push((
+                row.record.record_id().to_string(),
+                row.block_id.clone(),
+                RowPosition {
+                    row_group: g,
+                    row_in_group: n,
+                },
+            ));
+            by_block.entry(row.block_id.clone()).or_default().push(row);
+        }
+    }
+    let mut faults = Vec::new();
+    for h in &blocks {
+        faults.extend(verify_block(
+            h,
+            by_block.get(&h.block_id).map(Vec::as_slice),
+        ));
+    }
+    if !faults.is_empty() {
+        return Err(MergeError::Unverified { file_key, faults });
+    }
+    Ok(MergedFile {
+        file_key,
+        sha256,
+        rows: placed.len() as u64,
+        row_groups,
+        placed,
+        blocks,
+        bytes,
+    })
+}
+
+fn codec(file_key: &str, source: CodecError) -> MergeError {
+    MergeError::Codec {
+        file_key: file_key.to_string(),
+        source,
+    }
+}

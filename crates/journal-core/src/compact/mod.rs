@@ -1,0 +1,19 @@
+//! Compaction (DESIGN §8): a tenant's small ingest files of one partition merged, in chain
+//! order, into few large ones that keep every row's leaf hash, salt, block id and leaf index,
+//! so every block's Merkle root stays recomputable from the merged file alone.
+//!
+//! - [`plan`]: which files to merge into which outputs.
+//! - [`merge`]: one output written in chain order, read back and checked against the chain.
+
+pub mod merge;
+pub mod plan;
+
+pub use merge::{merge, output_key, verify_output, MergeError, MergedFile};
+
+pub use plan::{
+    plan, CompactionConfig, OutputPlan, Partition, Plan, Skipped, DEFAULT_SETTLE_MS,
+    DEFAULT_TARGET_BYTES,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! Planning and merging over the in-memory ports, on blocks written by the real ingest.
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::columnar::{self, WriterConfig};
+use crate::ingest::{Ingest, IngestConfig, Message};
+use crate::integrity::Fault;
+use crate::keys::MasterKey;
+use crate::memory::{MemoryIndex, MemoryRejects, MemoryStore, MemorySubjectKeys};
+use crate::ports::{JournalIndex, ManifestEntry, ObjectStore};
+use crate::timestamp::Timestamp;
+
+type MemIngest = Ingest<MemoryStore, MemoryIndex, MemorySubjectKeys, MemoryRejects>;
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-03-15T12:00:00Z").unwrap()
+}
+
+fn decision(i: u32) -> Value {
+    json!({"schema_version":1,"kind":"decision","decision_id":format!("d-{i:05}"),
+      "tenant_id":"t1","occurred_at":format!("2026-03-15T10:{:02}:{:02}.000Z", i / 60 % 60, i % 60),
+      "subject":{"id":format!("user_{}", i % 7)},
+      "model":{"name":"credit-risk","version":"3.2.0","artifact_sha256":"9f2c".repeat(16)},
+      "features":{"credit_score":600 + i},
+      "outputs":[{"label":"approve","score":0.92},{"label":"deny","score":0.08}],
+      "decision":"approve","confidence":0.92,"threshold":0.75,"risk_tier":"high"})
+}
+
+/// `blocks` ingest calls of `per_block` decisions each: one block and one file each.
+async fn journal(blocks: u32, per_block: u32) -> MemIngest {
+    let j = Ingest::new(
+        MemoryStore::default(),
+        MemoryIndex::default(),
+        MemorySubjectKeys::default(),
+        MemoryRejects::default(),
+        MasterKey::from_bytes(vec![9u8; 32]).unwrap(),
+        IngestConfig::default(),
+    );
+    for b in 0..blocks {
+        let messages: Vec<Message> = (0..per_block)
+            .map(|i| Message {
+                message_id: format!("m{b}-{i}"),
+                body: decision(b * per_block + i).to_string().into_bytes(),
+            })
+            .collect();
+        let out = j.ingest_batch(&messages, now()).await;
+        assert!(out.failed.is_empty() && out.blocks.len() == 1, "{out:?}");
+    }
+    j
+}
+
+async fn manifest(j: &MemIngest) -> Vec<ManifestEntry> {
+    j.index.list_manifest("t1", "2026-03-15").await.unwrap()
+}
+
+fn settled() -> CompactionConfig {
+    CompactionConfig {
+        target_bytes: DEFAULT_TARGET_BYTES,
+        settle_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_merged_file_holds_every_row_in_chain_order_and_proves_every_block() {
+    let j = journal(6, 25).await;
+    let plan = plan(&manifest(&j).await, now(), &settled());
+    assert_eq!(plan.outputs.len(), 1, "{plan:#?}");
+    let out = &plan.outputs[0];
+    assert_eq!((out.inputs.len(), out.rows), (6, 150));
+    let cfg = WriterConfig {
+        max_row_group_size: 40,
+        zstd_level: 3,
+        ..WriterConfig::default()
+    };
+    let merged = merge(&j.store, &j.index, out, &cfg).await.unwrap();
+    assert_eq!(
+        merged.file_key,
+        "decisions/tenant=t1/date=2026-03-15/hour=12/compacted-000000000000-000000000005.parquet"
+    );
+    assert_eq!((merged.rows, merged.row_groups), (150, 4));
+    assert_eq!(
+        merged.blocks.iter().map(|h| h.seq).collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    // Chain order: blocks by seq, each block's rows by leaf index.
+    let rows = columnar::decode_file(merged.bytes.clone()).unwrap();
+    let order: Vec<(String, u32)> = rows
+        .iter()
+        .map(|r| (r.block_id.clone(), r.leaf_index))
+        .collect();
+    let mut expected = Vec::new();
+    for h in &merged.blocks {
+        expected.extend((0..h.count as u32).map(|i| (h.block_id.clone(), i)));
+    }
+    assert_eq!(order, expected);
+    // Row for row what the inputs held (leaf hashes, salts and records unchanged).
+    let mut inputs = Vec::new();
+    for e in &out.inputs {
+        let bytes = j.store.get_object(&e.file_key).await.unwrap().unwrap();
+        inputs.extend(columnar::decode_file(bytes).unwrap());
+    }
+    assert_eq!(rows, inputs);
+    assert_eq!(merged.placed.len(), 150);
+    assert_eq!(merged.placed[40].2.row_group, 1);
+    assert_eq!(merged.placed[40].0, rows[40].record.record_id());
+}
+
+#[tokio::test]
+async fn an_output_that_does_not_prove_its_blocks_is_refused() {
+    let j = journal(3, 10).await;
+    let plan = plan(&manifest(&j).await, now(), &settled());
+    let merged = merge(
+        &j.store,
+        &j.index,
+        &plan.outputs[0],
+        &WriterConfig::default(),
+    )
+    .await
+    .unwrap();
+    // The same rows with one dropped and one altered, written as if merged.
+    let mut rows = columnar::decode_file(merged.bytes.clone()).unwrap();
+    rows.remove(3);
+    rows[12].record.decision = Some("deny".into());
+    let bytes = columnar::encode_file(&rows, &WriterConfig::default(), &[])
+        .unwrap()
+        .bytes;
+    let err = verify_output(merged.file_key.clone(), bytes, merged.blocks.clone()).unwrap_err();
+    let MergeError::Unverified { faults, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(
+        faults
+            .iter()
+            .any(|f| matches!(f, Fault::MissingRow { seq: 0, .. })),
+        "{faults:?}"
+    );
+    assert!(
+        faults
+            .iter()
+            .any(|f| matches!(f, Fault::AlteredRow { seq: 1, .. })),
+        "{faults:?}"
+    );
+    assert!(
+        err.to_string().starts_with("output decisions/tenant=t1/"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_input_or_a_block_outside_the_chain_stops_the_merge() {
+    let j = journal(2, 5).await;
+    let plan = plan(&manifest(&j).await, now(), &settled());
+    let mut out = plan.outputs[0].clone();
+    out.inputs[1].file_key = "decisions/tenant=t1/date=2026-03-15/hour=12/gone.parquet".into();
+    let err = merge(&j.store, &j.index, &out, &WriterConfig::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MergeError::MissingInput { file_key } if file_key.ends_with("gone.parquet")),
+        "{err}"
+    );
+
+    // A file whose rows name a block the chain does not have.
+    let mut rows = columnar::decode_file(
+        j.store
+            .get_object(&plan.outputs[0].inputs[0].file_key)
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    for r in &mut rows {
+        r.block_id = "NOT-CHAINED".into();
+    }
+    let stray = "decisions/tenant=t1/date=2026-03-15/hour=12/stray.parquet";
+    j.store
+        .put_object(
+            stray,
+            columnar::encode_file(&rows, &WriterConfig::default(), &[])
+                .unwrap()
+                .bytes,
+        )
+        .await
+        .unwrap();
+    let mut out = plan.outputs[0].clone();
+    out.inputs[0].file_key = stray.into();
+    let err = merge(&j.store, &j.index, &out, &WriterConfig::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MergeError::UnchainedBlock { block_id, .. } if block_id == "NOT-CHAINED"),
+        "{err}"
+    );
+}
