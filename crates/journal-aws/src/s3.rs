@@ -189,6 +189,21 @@ impl ObjectStore for S3ObjectStore {
         };
         collect(OP, &self.target(key), out.body).await.map(Some)
     }
+
+    /// On the versioned journal bucket this adds a delete marker; S3 answers 204 for a key
+    /// that does not exist, so a repeat is harmless.
+    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key))]
+    async fn delete_object(&self, key: &str) -> Result<(), PortError> {
+        const OP: &str = "delete object";
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, &self.target(key), &e))?;
+        Ok(())
+    }
 }
 
 /// Classes whose objects must be restored before a GET (Glacier Instant Retrieval reads directly).

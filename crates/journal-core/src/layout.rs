@@ -9,6 +9,7 @@
 //! | file manifest | `F#tenant#date` | file key |
 //! | chain head / block | `C#tenant` | `HEAD` / `B#<seq, 12 digits>` |
 //! | subject data key (wrapped) | `K#tenant#subject_ref` | `K` |
+//! | lease (e.g. a partition being compacted) | `LEASE#name` | `LEASE` |
 //!
 //! Tenant and record ids are validated to a `[A-Za-z0-9_.:-]` alphabet, so `#` and `/` can
 //! separate key parts without escaping.
@@ -100,6 +101,13 @@ pub fn link_sk(occurred_at: Timestamp, record_id: &str) -> String {
 pub fn timeline_sk(occurred_at: Timestamp, record_id: &str) -> String {
     format!("{occurred_at}#{record_id}")
 }
+
+/// A lease (compaction's per-partition mutual exclusion), in the ledger table.
+pub fn lease_pk(name: &str) -> String {
+    format!("LEASE#{name}")
+}
+
+pub const LEASE_SK: &str = "LEASE";
 
 pub fn manifest_pk(tenant_id: &str, date: &str) -> String {
     format!("F#{tenant_id}#{date}")

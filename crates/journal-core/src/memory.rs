@@ -126,6 +126,12 @@ impl ObjectStore for MemoryStore {
     async fn get_object(&self, key: &str) -> Result<Option<Bytes>, PortError> {
         Ok(lock(&self.objects).get(key).cloned())
     }
+
+    async fn delete_object(&self, key: &str) -> Result<(), PortError> {
+        lock(&self.objects).remove(key);
+        lock(&self.archived).remove(key);
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -178,6 +184,8 @@ struct IndexState {
     /// `(tenant, decision id, occurred_at, record id)` of every outcome and review: the link
     /// items DynamoDB keeps in the decision's partition.
     links: BTreeSet<(String, String, Timestamp, String)>,
+    /// Lease name → (owner, until).
+    leases: HashMap<String, (String, Timestamp)>,
 }
 
 #[derive(Default)]
@@ -309,7 +317,7 @@ impl JournalIndex for MemoryIndex {
                 e.state = FileState::Abandoned;
                 Ok(AbandonOutcome::Abandoned)
             }
-            Some(e) => Ok(AbandonOutcome::AlreadyChained(e.clone())),
+            Some(e) => Ok(AbandonOutcome::AlreadyChained(Box::new(e.clone()))),
             None => {
                 s.manifest.insert(
                     key,
@@ -325,6 +333,10 @@ impl JournalIndex for MemoryIndex {
                         first_occurred_at: now,
                         last_occurred_at: now,
                         created_at: now,
+                        last_seq: None,
+                        merged_from: Vec::new(),
+                        compacted_into: None,
+                        delete_after: None,
                     },
                 );
                 Ok(AbandonOutcome::Abandoned)
@@ -490,6 +502,86 @@ impl JournalIndex for MemoryIndex {
                 },
             )
             .collect())
+    }
+
+    async fn put_manifest(&self, entry: &ManifestEntry) -> Result<(), PortError> {
+        lock(&self.state).manifest.insert(
+            (entry.tenant_id.clone(), entry.file_key.clone()),
+            entry.clone(),
+        );
+        Ok(())
+    }
+
+    async fn mark_manifest_compacted(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        into: &str,
+        delete_after: Timestamp,
+    ) -> Result<bool, PortError> {
+        let mut s = lock(&self.state);
+        let key = (tenant_id.to_string(), file_key.to_string());
+        match s.manifest.get_mut(&key) {
+            Some(e)
+                if e.state == FileState::Live
+                    || (e.state == FileState::Compacted
+                        && e.compacted_into.as_deref() == Some(into)) =>
+            {
+                e.state = FileState::Compacted;
+                e.compacted_into = Some(into.to_string());
+                e.delete_after = Some(delete_after);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_manifest_deleted(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        let key = (tenant_id.to_string(), file_key.to_string());
+        match s.manifest.get_mut(&key) {
+            Some(e) if matches!(e.state, FileState::Compacted | FileState::Deleted) => {
+                e.state = FileState::Deleted;
+                Ok(())
+            }
+            other => Err(PortError::permanent(
+                "mark manifest deleted",
+                format!("{file_key}: state {:?}", other.map(|e| e.state)),
+            )),
+        }
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, PortError> {
+        let mut s = lock(&self.state);
+        match s.leases.get(name) {
+            Some((holder, expires)) if holder != owner && *expires > now => Ok(false),
+            _ => {
+                s.leases
+                    .insert(name.to_string(), (owner.to_string(), until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        if s.leases
+            .get(name)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
+            s.leases.remove(name);
+        }
+        Ok(())
     }
 
     async fn list_blocks_between(

@@ -96,6 +96,24 @@ pub struct ManifestEntry {
     pub first_occurred_at: Timestamp,
     pub last_occurred_at: Timestamp,
     pub created_at: Timestamp,
+    /// Compaction's output: the seq of the last block it holds (`seq` is the first) and the
+    /// files merged into it, in chain order. Empty for ingest files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seq: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// A compacted input: the file that now holds its rows, and when it may be deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compacted_into: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_after: Option<Timestamp>,
+}
+
+impl ManifestEntry {
+    /// A merged file (compaction's output), not one ingest block.
+    pub fn is_merged(&self) -> bool {
+        !self.merged_from.is_empty()
+    }
 }
 
 /// A conditional claim of one record id for one block, written before anything else so that
@@ -136,7 +154,7 @@ pub enum ClaimResult {
 pub enum AbandonOutcome {
     Abandoned,
     /// Too late: the block made it into the chain.
-    AlreadyChained(ManifestEntry),
+    AlreadyChained(Box<ManifestEntry>),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -181,6 +199,9 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         body: Bytes,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Deletes the object (its current version on a versioned bucket); `Ok(())` when it is
+    /// already gone.
+    fn delete_object(&self, key: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// `Ok(None)` when the object does not exist.
     fn get_object(
         &self,
@@ -390,6 +411,44 @@ pub trait JournalIndex: Send + Sync {
         &self,
         chain_id: &str,
     ) -> impl Future<Output = Result<Vec<BlockHeader>, PortError>> + Send;
+    // Compaction.
+
+    /// Creates or replaces a manifest entry (compaction's outputs).
+    fn put_manifest(
+        &self,
+        entry: &ManifestEntry,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Moves a live file to `compacted`, naming the file that now holds its rows and when it
+    /// may be deleted. `Ok(false)` unless it was live or already compacted into `into`.
+    fn mark_manifest_compacted(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        into: &str,
+        delete_after: Timestamp,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Moves a compacted file whose object is gone to `deleted`.
+    fn mark_manifest_deleted(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Takes (or renews) the lease `name` for `owner` until `until`, unless another owner's
+    /// lease runs past `now`. `Ok(false)` when another owner holds it.
+    fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Gives the lease up if `owner` holds it.
+    fn release_lease(
+        &self,
+        name: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
     /// Manifest entries of a tenant's partition date (`YYYY-MM-DD`).
     fn list_manifest(
         &self,

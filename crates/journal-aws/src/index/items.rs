@@ -133,6 +133,21 @@ impl<'a> Attrs<'a> {
         })
     }
 
+    /// A list of strings; absent is empty.
+    pub(crate) fn strings(&self, name: &'static str) -> Result<Vec<String>, ItemError> {
+        match self.0.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(Vec::new()),
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::S(text) => Ok(text.clone()),
+                    _ => Err(ItemError::Type(name, "L of S")),
+                })
+                .collect(),
+            Some(_) => Err(ItemError::Type(name, "L")),
+        }
+    }
+
     pub(crate) fn blob(&self, name: &'static str) -> Result<&'a [u8], ItemError> {
         match self.0.get(name) {
             None => Err(ItemError::Missing(name)),
@@ -432,6 +447,21 @@ pub(crate) fn manifest_item(op: &str, e: &ManifestEntry) -> Result<Item, PortErr
     if let Some(seq) = e.seq {
         item.insert("seq".into(), n(seq));
     }
+    if let Some(last) = e.last_seq {
+        item.insert("last_seq".into(), n(last));
+    }
+    if !e.merged_from.is_empty() {
+        item.insert(
+            "merged_from".into(),
+            AttributeValue::L(e.merged_from.iter().map(s).collect()),
+        );
+    }
+    if let Some(into) = &e.compacted_into {
+        item.insert("compacted_into".into(), s(into));
+    }
+    if let Some(t) = e.delete_after {
+        item.insert("delete_after".into(), s(t.to_string()));
+    }
     Ok(item)
 }
 
@@ -449,6 +479,10 @@ pub(crate) fn manifest_entry(item: &Item) -> Result<ManifestEntry, ItemError> {
         first_occurred_at: a.ts("first_occurred_at")?,
         last_occurred_at: a.ts("last_occurred_at")?,
         created_at: a.ts("created_at")?,
+        last_seq: a.opt_n("last_seq")?,
+        merged_from: a.strings("merged_from")?,
+        compacted_into: a.opt_string("compacted_into")?,
+        delete_after: a.opt_ts("delete_after")?,
     })
 }
 

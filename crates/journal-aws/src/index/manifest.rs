@@ -151,7 +151,7 @@ pub(super) async fn abandon(
         })?,
     };
     items::manifest_entry(&item)
-        .map(AbandonOutcome::AlreadyChained)
+        .map(|e| AbandonOutcome::AlreadyChained(Box::new(e)))
         .map_err(|e| e.at(OP, &item))
 }
 
@@ -203,4 +203,82 @@ fn state_of(item: &Item) -> String {
         Ok(state) => state.to_string(),
         Err(e) => e.to_string(),
     }
+}
+
+/// Creates or replaces an entry (compaction's outputs).
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %entry.file_key))]
+pub(super) async fn put(ix: &DynamoIndex, entry: &ManifestEntry) -> Result<(), PortError> {
+    const OP: &str = "put manifest entry";
+    let item = items::manifest_item(OP, entry)?;
+    let pk = key_pk(&item);
+    ix.client
+        .put_item()
+        .table_name(&ix.ledger)
+        .set_item(Some(item))
+        .send()
+        .await
+        .map_err(|e| sdk_error(OP, &ix.target(&pk), &e))?;
+    Ok(())
+}
+
+/// Live → compacted (or compacted into the same file again), with where and until when.
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %file_key, into = %into))]
+pub(super) async fn mark_compacted(
+    ix: &DynamoIndex,
+    tenant_id: &str,
+    file_key: &str,
+    into: &str,
+    delete_after: Timestamp,
+) -> Result<bool, PortError> {
+    const OP: &str = "mark manifest entry compacted";
+    let key = items::manifest_key(OP, tenant_id, file_key)?;
+    let pk = key_pk(&key);
+    let sent = ix
+        .client
+        .update_item()
+        .table_name(&ix.ledger)
+        .set_key(Some(key))
+        .update_expression("SET #state = :compacted, #into = :into, #after = :after")
+        .condition_expression("#state = :live OR (#state = :compacted AND #into = :into)")
+        .expression_attribute_names("#state", STATE)
+        .expression_attribute_names("#into", "compacted_into")
+        .expression_attribute_names("#after", "delete_after")
+        .expression_attribute_values(":compacted", s(FileState::Compacted.as_str()))
+        .expression_attribute_values(":live", s(FileState::Live.as_str()))
+        .expression_attribute_values(":into", s(into))
+        .expression_attribute_values(":after", s(delete_after.to_string()))
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(true),
+        Err(err) => match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
+            _ => Err(sdk_error(OP, &ix.target(&pk), &err)),
+        },
+    }
+}
+
+/// Compacted → deleted, once the object is gone.
+#[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %file_key))]
+pub(super) async fn mark_deleted(
+    ix: &DynamoIndex,
+    tenant_id: &str,
+    file_key: &str,
+) -> Result<(), PortError> {
+    const OP: &str = "mark manifest entry deleted";
+    let key = items::manifest_key(OP, tenant_id, file_key)?;
+    let pk = key_pk(&key);
+    ix.client
+        .update_item()
+        .table_name(&ix.ledger)
+        .set_key(Some(key))
+        .update_expression("SET #state = :deleted")
+        .condition_expression("#state = :compacted OR #state = :deleted")
+        .expression_attribute_names("#state", STATE)
+        .expression_attribute_values(":deleted", s(FileState::Deleted.as_str()))
+        .expression_attribute_values(":compacted", s(FileState::Compacted.as_str()))
+        .send()
+        .await
+        .map_err(|e| sdk_error(OP, &ix.target(&pk), &e))?;
+    Ok(())
 }

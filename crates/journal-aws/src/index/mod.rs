@@ -7,6 +7,7 @@
 mod chain;
 mod claims;
 pub(crate) mod items;
+mod leases;
 mod manifest;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -59,9 +60,10 @@ impl DynamoIndex {
         self
     }
 
-    /// The table an item lives in, by its partition key (`C#…` chain, `F#…` manifest).
+    /// The table an item lives in, by its partition key (`C#…` chain, `F#…` manifest,
+    /// `LEASE#…` leases).
     pub(crate) fn table_for(&self, pk: &str) -> &str {
-        if pk.starts_with("C#") || pk.starts_with("F#") {
+        if pk.starts_with("C#") || pk.starts_with("F#") || pk.starts_with("LEASE#") {
             &self.ledger
         } else {
             &self.table
@@ -262,6 +264,42 @@ impl JournalIndex for DynamoIndex {
 
     async fn list_blocks(&self, chain_id: &str) -> Result<Vec<BlockHeader>, PortError> {
         chain::list_blocks(self, chain_id).await
+    }
+
+    async fn put_manifest(&self, entry: &ManifestEntry) -> Result<(), PortError> {
+        manifest::put(self, entry).await
+    }
+
+    async fn mark_manifest_compacted(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        into: &str,
+        delete_after: Timestamp,
+    ) -> Result<bool, PortError> {
+        manifest::mark_compacted(self, tenant_id, file_key, into, delete_after).await
+    }
+
+    async fn mark_manifest_deleted(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> Result<(), PortError> {
+        manifest::mark_deleted(self, tenant_id, file_key).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, PortError> {
+        leases::acquire(self, name, owner, now, until).await
+    }
+
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), PortError> {
+        leases::release(self, name, owner).await
     }
 
     async fn list_manifest(

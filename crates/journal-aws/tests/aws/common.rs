@@ -157,6 +157,10 @@ pub fn pending_entry(tenant: &str, block_id: &str) -> ManifestEntry {
         first_occurred_at: ts("2026-03-15T09:59:00Z"),
         last_occurred_at: ts("2026-03-15T10:00:00Z"),
         created_at: ts("2026-03-15T10:00:01Z"),
+        last_seq: None,
+        merged_from: Vec::new(),
+        compacted_into: None,
+        delete_after: None,
     }
 }
 

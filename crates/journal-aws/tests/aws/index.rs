@@ -322,3 +322,111 @@ async fn append_block_serializes_the_chain_and_respects_the_fence() {
     // Chains are independent.
     assert_eq!(ix.list_blocks("bank_2").await.unwrap(), vec![]);
 }
+
+#[tokio::test]
+async fn compaction_manifest_moves_and_leases() {
+    let Some(ix) = index("compaction_manifest").await else {
+        return;
+    };
+    // An ingest file made live, and a merged output recorded as intent.
+    let input = pending_entry("bank_1", "B1");
+    assert!(ix.put_manifest_pending(&input).await.unwrap());
+    let mut live = input.clone();
+    live.state = FileState::Live;
+    live.seq = Some(4);
+    ix.put_manifest(&live).await.unwrap();
+    let out_key = "decisions/tenant=bank_1/date=2026-03-15/hour=10/compacted-000000000004-000000000009.parquet";
+    let mut out = pending_entry("bank_1", "B1");
+    out.file_key = out_key.into();
+    out.seq = Some(4);
+    out.last_seq = Some(9);
+    out.merged_from = vec![input.file_key.clone(), file_key("bank_1", "B2")];
+    ix.put_manifest(&out).await.unwrap();
+    assert_eq!(
+        ix.get_manifest("bank_1", out_key).await.unwrap(),
+        Some(out.clone())
+    );
+
+    // live → compacted once; again into the same output is fine, into another is refused.
+    let after = ts("2026-03-16T10:00:00Z");
+    assert!(ix
+        .mark_manifest_compacted("bank_1", &input.file_key, out_key, after)
+        .await
+        .unwrap());
+    assert!(ix
+        .mark_manifest_compacted("bank_1", &input.file_key, out_key, after)
+        .await
+        .unwrap());
+    assert!(!ix
+        .mark_manifest_compacted("bank_1", &input.file_key, "other", after)
+        .await
+        .unwrap());
+    let moved = ix
+        .get_manifest("bank_1", &input.file_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.state, FileState::Compacted);
+    assert_eq!(
+        (moved.compacted_into.as_deref(), moved.delete_after),
+        (Some(out_key), Some(after))
+    );
+    ix.mark_manifest_deleted("bank_1", &input.file_key)
+        .await
+        .unwrap();
+    let gone = ix
+        .get_manifest("bank_1", &input.file_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.state, FileState::Deleted);
+    // A live file cannot be marked deleted.
+    assert!(ix.mark_manifest_deleted("bank_1", out_key).await.is_err());
+
+    // Leases: one holder at a time until it expires; renewable by its holder.
+    let (t0, t1, t2) = (
+        ts("2026-03-15T10:00:00Z"),
+        ts("2026-03-15T10:15:00Z"),
+        ts("2026-03-15T10:16:00Z"),
+    );
+    assert!(ix
+        .acquire_lease("compact#bank_1#2026-03-15#10", "a", t0, t1)
+        .await
+        .unwrap());
+    assert!(!ix
+        .acquire_lease("compact#bank_1#2026-03-15#10", "b", t0, t1)
+        .await
+        .unwrap());
+    assert!(ix
+        .acquire_lease("compact#bank_1#2026-03-15#10", "a", t0, t2)
+        .await
+        .unwrap());
+    assert!(!ix
+        .acquire_lease("compact#bank_1#2026-03-15#10", "b", t1, t2)
+        .await
+        .unwrap());
+    assert!(ix
+        .acquire_lease(
+            "compact#bank_1#2026-03-15#10",
+            "b",
+            ts("2026-03-15T10:17:00Z"),
+            ts("2026-03-15T10:30:00Z")
+        )
+        .await
+        .unwrap());
+    // Releasing someone else's lease changes nothing; the holder's release frees it.
+    ix.release_lease("compact#bank_1#2026-03-15#10", "a")
+        .await
+        .unwrap();
+    assert!(!ix
+        .acquire_lease("compact#bank_1#2026-03-15#10", "a", t2, t2)
+        .await
+        .unwrap());
+    ix.release_lease("compact#bank_1#2026-03-15#10", "b")
+        .await
+        .unwrap();
+    assert!(ix
+        .acquire_lease("compact#bank_1#2026-03-15#10", "a", t2, t2)
+        .await
+        .unwrap());
+}

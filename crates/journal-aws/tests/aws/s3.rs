@@ -56,6 +56,16 @@ async fn objects_round_trip_and_ranges_read_parts() {
     );
     assert_eq!(store.head("nope/missing.parquet").await.unwrap(), None);
 
+    // Delete: gone for readers; a repeat, or a key never written, is not an error.
+    store
+        .put_object("tmp/gone.parquet", body.clone())
+        .await
+        .unwrap();
+    store.delete_object("tmp/gone.parquet").await.unwrap();
+    assert_eq!(store.get_object("tmp/gone.parquet").await.unwrap(), None);
+    store.delete_object("tmp/gone.parquet").await.unwrap();
+    store.delete_object("nope/never.parquet").await.unwrap();
+
     // Content type and the SHA-256 checksum S3 verified on upload.
     let raw =
         c.s3.head_object()

@@ -54,6 +54,10 @@ impl Env {
             first_occurred_at: sealed_at,
             last_occurred_at: sealed_at,
             created_at: sealed_at,
+            last_seq: None,
+            merged_from: Vec::new(),
+            compacted_into: None,
+            delete_after: None,
         };
         assert!(self.index.put_manifest_pending(&entry).await.unwrap());
         let header = BlockHeader {

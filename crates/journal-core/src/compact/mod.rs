@@ -4,11 +4,15 @@
 //!
 //! - [`plan`]: which files to merge into which outputs.
 //! - [`merge`]: one output written in chain order, read back and checked against the chain.
+//! - [`run`]: the crash-safe run: intent, write, pointer switch, inputs marked, deletion after
+//!   a grace period, under a per-partition lease.
 
 pub mod merge;
 pub mod plan;
+pub mod run;
 
 pub use merge::{merge, output_key, verify_output, MergeError, MergedFile};
+pub use run::{CompactError, CompactStep, Compactor, CompactorConfig, RunReport, WrittenOutput};
 
 pub use plan::{
     plan, CompactionConfig, OutputPlan, Partition, Plan, Skipped, DEFAULT_SETTLE_MS,

@@ -180,6 +180,10 @@ mod tests {
             first_occurred_at: t,
             last_occurred_at: t,
             created_at: t,
+            last_seq: None,
+            merged_from: Vec::new(),
+            compacted_into: None,
+            delete_after: None,
         }
     }
 

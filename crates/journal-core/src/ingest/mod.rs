@@ -458,6 +458,10 @@ where
             first_occurred_at: block.first_occurred_at,
             last_occurred_at: block.last_occurred_at,
             created_at: now,
+            last_seq: None,
+            merged_from: Vec::new(),
+            compacted_into: None,
+            delete_after: None,
         };
         if !self.index.put_manifest_pending(&entry).await? {
             return Err(

@@ -294,6 +294,9 @@ async fn a_failed_write_fences_itself_so_the_retry_needs_no_lease() {
         async fn get_object(&self, _: &str) -> Result<Option<bytes::Bytes>, PortError> {
             Ok(None)
         }
+        async fn delete_object(&self, key: &str) -> Result<(), PortError> {
+            Err(PortError::transient("delete", key))
+        }
     }
     let svc = service();
     let failing = Ingest::new(

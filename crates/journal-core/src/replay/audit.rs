@@ -7,7 +7,8 @@
 //!    concurrently never looks like a fault;
 //! 2. the chain links of the **whole** chain ([`verify_chain`]): gaps of any length, `prev_hash`
 //!    links, the head;
-//! 3. the file of every block in scope, read once ([`read_block_file`]): each row's leaf hash
+//! 3. the file of every block in scope, read once ([`BlockFiles`], which follows compaction to
+//!    the merged file): each row's leaf hash
 //!    recomputed, leaf indices complete and in order, membership, the Merkle root, and the file's
 //!    bytes against the SHA-256 sealed into the header ([`check_block_file`]);
 //! 4. the checkpoints ([`verify_checkpoint_chain`]): signatures with the public key only,
@@ -48,7 +49,7 @@ use crate::checkpoint::{
     CheckpointPublicKey, CheckpointRef, CheckpointStore, PublicKeyError, SignedCheckpoint,
     SIGNING_ALGORITHM,
 };
-use crate::integrity::stored::{check_block_file, read_block_file};
+use crate::integrity::stored::{check_block_file, BlockFiles, MovedFiles};
 use crate::integrity::{verify_chain, BlockHeader, ChainHead, Fault};
 use crate::ports::{JournalIndex, ObjectStore, PortError};
 use crate::timestamp::Timestamp;
@@ -372,7 +373,7 @@ where
 }
 
 /// The index reads the audit makes (a seam, so tests can hand it a tampered chain store).
-trait ChainSource: Sync {
+trait ChainSource: MovedFiles + Sync {
     fn head(
         &self,
         chain_id: &str,
@@ -452,8 +453,9 @@ where
     let mut block_named = Vec::new();
     let (mut blocks_checked, mut records_checked) = (0u64, 0u64);
     let mut checked_seqs = Vec::new();
+    let mut files = BlockFiles::new(store, index);
     for header in blocks.iter().filter(|h| scope.overlaps(h)) {
-        let file = read_block_file(store, header).await?;
+        let file = files.read(header).await?;
         let (faults, rows) = check_block_file(header, &file);
         blocks_checked += 1;
         records_checked += rows;

@@ -239,6 +239,16 @@ impl<'a> TamperedIndex<'a> {
     }
 }
 
+impl crate::integrity::stored::MovedFiles for TamperedIndex<'_> {
+    async fn compacted_into(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.inner.compacted_into(tenant_id, file_key).await
+    }
+}
+
 impl ChainSource for TamperedIndex<'_> {
     async fn head(&self, chain_id: &str) -> Result<Option<ChainHead>, PortError> {
         self.inner.chain_head(chain_id).await
@@ -679,6 +689,16 @@ struct TamperedIndexAppend<'a> {
     inner: &'a MemoryIndex,
     reads: AtomicU32,
     next: BlockHeader,
+}
+
+impl crate::integrity::stored::MovedFiles for TamperedIndexAppend<'_> {
+    async fn compacted_into(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+    ) -> Result<Option<String>, PortError> {
+        self.inner.compacted_into(tenant_id, file_key).await
+    }
 }
 
 impl ChainSource for TamperedIndexAppend<'_> {

@@ -55,17 +55,29 @@ where
         if after.is_some_and(|(seq, _)| h.seq < seq) {
             continue;
         }
-        let groups = match reader.row_group_count(&h.file_key).await {
+        // A compacted block's rows are in the file its manifest entry names.
+        let mut file_key = h.file_key.clone();
+        let mut counted = reader.row_group_count(&file_key).await;
+        if let Err(RowReadError::Read(ReadError::NotFound { .. })) = counted {
+            if let Some(into) = svc
+                .index()
+                .get_manifest(tenant, &h.file_key)
+                .await?
+                .and_then(|e| e.compacted_into)
+            {
+                file_key = into;
+                counted = reader.row_group_count(&file_key).await;
+            }
+        }
+        let groups = match counted {
             Ok(n) => n,
             Err(RowReadError::Read(ReadError::Archived { storage_class, .. })) => {
                 // Ask for the file back now, so that retrying the page can succeed.
-                svc.store()
-                    .request_restore(&h.file_key, RESTORE_DAYS)
-                    .await?;
+                svc.store().request_restore(&file_key, RESTORE_DAYS).await?;
                 return Err(Failure::unavailable(format!(
-                    "block {} ({}) is archived in {storage_class}; restore requested; retry in \
-                     a few hours",
-                    h.seq, h.file_key
+                    "block {} ({file_key}) is archived in {storage_class}; restore requested; \
+                     retry in a few hours",
+                    h.seq
                 )));
             }
             Err(e) => {
@@ -78,9 +90,9 @@ where
         let mut rows = Vec::new();
         for g in 0..groups {
             let group = reader
-                .row_group(&h.file_key, g)
+                .row_group(&file_key, g)
                 .await
-                .map_err(|e| Failure::unavailable(format!("{} row group {g}: {e}", h.file_key)))?;
+                .map_err(|e| Failure::unavailable(format!("{file_key} row group {g}: {e}")))?;
             for (n, row) in group.into_iter().enumerate() {
                 if row.block_id == h.block_id {
                     rows.push((g as u32, n as u32, row));
@@ -108,7 +120,7 @@ where
             let found = Lookup::Found(Found {
                 record: row.record.clone(),
                 features_sealed: None,
-                file_key: h.file_key.clone(),
+                file_key: file_key.clone(),
                 row_group: *g,
                 row: *n,
                 proof: prove(
