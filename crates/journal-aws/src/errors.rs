@@ -90,6 +90,23 @@ where
     }
 }
 
+/// A conditional write's answer: `Ok(true)` written, `Ok(false)` when its condition did not
+/// hold, any other failure an error of `op` on `target`.
+pub(crate) fn condition_held<T, E>(
+    sent: Result<T, SdkError<E, HttpResponse>>,
+    op: &str,
+    target: &str,
+) -> Result<bool, PortError>
+where
+    E: ProvideErrorMetadata + Error + Send + Sync + 'static,
+{
+    match sent {
+        Ok(_) => Ok(true),
+        Err(err) if code_of(&err) == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(err) => Err(sdk_error(op, target, &err)),
+    }
+}
+
 /// HTTP status of a service answer, if there was one.
 pub(crate) fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())

@@ -15,7 +15,7 @@ use journal_core::timestamp::Timestamp;
 
 use super::items::{self, s, Item, PK, STATE, STATE_CLAIMED};
 use super::{key_pk, DynamoIndex, BATCH_CONCURRENCY, BATCH_SIZE, CLAIM_CONCURRENCY};
-use crate::errors::sdk_error;
+use crate::errors::{condition_held, sdk_error};
 
 /// How often a claim is retried when the item it collided with vanished before it was read.
 const CLAIM_ATTEMPTS: usize = 3;
@@ -100,13 +100,7 @@ pub(super) async fn take_over(
         .expression_attribute_values(":from", s(from_block_id))
         .send()
         .await;
-    match sent {
-        Ok(_) => Ok(true),
-        Err(err) => match err.as_service_error() {
-            Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            _ => Err(sdk_error(OP, &ix.target(&pk), &err)),
-        },
-    }
+    condition_held(sent, OP, &ix.target(&pk))
 }
 
 #[tracing::instrument(skip_all, fields(table = %ix.table, pointers = pointers.len()))]

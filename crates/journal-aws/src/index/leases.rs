@@ -1,14 +1,13 @@
 //! Leases in the ledger table (`LEASE#name` / `LEASE`): a conditional put takes one when it
 //! is free, expired or already ours, so two compactions of one partition never overlap.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use journal_core::layout;
 use journal_core::ports::PortError;
 use journal_core::timestamp::Timestamp;
 
 use super::items::{key, n, s, PK};
 use super::DynamoIndex;
-use crate::errors::sdk_error;
+use crate::errors::condition_held;
 
 #[tracing::instrument(skip_all, fields(table = %ix.ledger, lease = %name, owner = %owner))]
 pub(super) async fn acquire(
@@ -37,13 +36,7 @@ pub(super) async fn acquire(
         .expression_attribute_values(":now", n(now.millis()))
         .send()
         .await;
-    match sent {
-        Ok(_) => Ok(true),
-        Err(err) => match err.as_service_error() {
-            Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            _ => Err(sdk_error(OP, &ix.target(&pk), &err)),
-        },
-    }
+    condition_held(sent, OP, &ix.target(&pk))
 }
 
 #[tracing::instrument(skip_all, fields(table = %ix.ledger, lease = %name, owner = %owner))]
@@ -60,12 +53,6 @@ pub(super) async fn release(ix: &DynamoIndex, name: &str, owner: &str) -> Result
         .expression_attribute_values(":owner", s(owner))
         .send()
         .await;
-    match sent {
-        Ok(_) => Ok(()),
-        // Not ours (expired and taken over) or already gone: nothing to give up.
-        Err(err) => match err.as_service_error() {
-            Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
-            _ => Err(sdk_error(OP, &ix.target(&pk), &err)),
-        },
-    }
+    // Not ours (expired and taken over) or already gone: nothing to give up.
+    condition_held(sent, OP, &ix.target(&pk)).map(|_| ())
 }

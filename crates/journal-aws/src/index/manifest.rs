@@ -1,7 +1,6 @@
 //! The file manifest (`F#tenant#date` / file key): one entry per data file, whose `state` is the
 //! fencing token between an ingest that may still chain its block and a takeover abandoning it.
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use journal_core::layout;
@@ -10,7 +9,7 @@ use journal_core::timestamp::Timestamp;
 
 use super::items::{self, n, s, Item, PK, STATE};
 use super::{key_pk, DynamoIndex};
-use crate::errors::sdk_error;
+use crate::errors::{condition_held, sdk_error};
 
 #[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %entry.file_key))]
 pub(super) async fn put_pending(
@@ -30,13 +29,7 @@ pub(super) async fn put_pending(
         .expression_attribute_names("#pk", PK)
         .send()
         .await;
-    match sent {
-        Ok(_) => Ok(true),
-        Err(err) => match err.as_service_error() {
-            Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            _ => Err(sdk_error(OP, &ix.target(&pk), &err)),
-        },
-    }
+    condition_held(sent, OP, &ix.target(&pk))
 }
 
 #[tracing::instrument(skip_all, fields(table = %ix.ledger, file_key = %file_key))]
@@ -249,13 +242,7 @@ pub(super) async fn mark_compacted(
         .expression_attribute_values(":after", s(delete_after.to_string()))
         .send()
         .await;
-    match sent {
-        Ok(_) => Ok(true),
-        Err(err) => match err.as_service_error() {
-            Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-            _ => Err(sdk_error(OP, &ix.target(&pk), &err)),
-        },
-    }
+    condition_held(sent, OP, &ix.target(&pk))
 }
 
 /// Compacted → deleted, once the object is gone.
