@@ -2,7 +2,7 @@
 //! written file read back and every block it holds checked against its chained header — before
 //! anything may point at it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -104,27 +104,44 @@ pub async fn merge<S: ObjectStore, I: JournalIndex>(
     verify_output(file_key, bytes, blocks)
 }
 
-/// The headers of the blocks named in `block_ids` (block id → the input it came from): one
-/// Query over the inputs' seq range, and the whole chain only if a block lies outside it (an
-/// input that is itself a merged file names only its first block's seq).
+/// The chained headers of the blocks in `ids`, by seq: one Query over the inputs' seq range
+/// (first block of the first input to last block of the last), the whole chain only if some
+/// block lies outside it.
+pub(super) async fn headers_of<I: JournalIndex>(
+    index: &I,
+    plan: &OutputPlan,
+    ids: &BTreeSet<String>,
+) -> Result<Vec<BlockHeader>, PortError> {
+    let tenant_id = &plan.partition.tenant_id;
+    let lo = plan.inputs.iter().filter_map(|e| e.seq).min().unwrap_or(0);
+    let hi = plan
+        .inputs
+        .iter()
+        .filter_map(|e| e.last_seq.or(e.seq))
+        .max()
+        .unwrap_or(lo);
+    let pick = |all: Vec<BlockHeader>| -> Vec<BlockHeader> {
+        all.into_iter()
+            .filter(|h| ids.contains(&h.block_id))
+            .collect()
+    };
+    let mut found = pick(index.list_blocks_between(tenant_id, lo, hi).await?);
+    if found.len() < ids.len() {
+        found = pick(index.list_blocks(tenant_id).await?);
+    }
+    found.sort_by_key(|h| h.seq);
+    Ok(found)
+}
+
+/// [`headers_of`] the blocks in `block_ids` (block id → the input it came from); a block the
+/// chain does not have stops the merge.
 async fn chained_headers<I: JournalIndex>(
     index: &I,
     plan: &OutputPlan,
     block_ids: &BTreeMap<String, String>,
 ) -> Result<Vec<BlockHeader>, MergeError> {
-    let tenant_id = &plan.partition.tenant_id;
-    let seqs = plan.inputs.iter().filter_map(|e| e.seq);
-    let (lo, hi) = (seqs.clone().min().unwrap_or(0), seqs.max().unwrap_or(0));
-    let pick = |all: Vec<BlockHeader>| -> Vec<BlockHeader> {
-        all.into_iter()
-            .filter(|h| block_ids.contains_key(&h.block_id))
-            .collect()
-    };
-    let mut found = pick(index.list_blocks_between(tenant_id, lo, hi).await?);
-    if found.len() < block_ids.len() {
-        found = pick(index.list_blocks(tenant_id).await?);
-    }
-    found.sort_by_key(|h| h.seq);
+    let ids: BTreeSet<String> = block_ids.keys().cloned().collect();
+    let found = headers_of(index, plan, &ids).await?;
     if let Some((block_id, file_key)) = block_ids
         .iter()
         .find(|(id, _)| !found.iter().any(|h| &h.block_id == *id))

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::merge::{merge, output_key, verify_output, MergeError, MergedFile};
+use super::merge::{headers_of, merge, output_key, verify_output, MergeError, MergedFile};
 use super::plan::{plan, CompactionConfig, OutputPlan, Partition, Skipped};
 use crate::columnar::{RowGroups, WriterConfig};
 use crate::ingest::{content_mac_of_stored, pointer_for};
@@ -363,22 +363,7 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
             })?;
             ids.extend(rows.into_iter().map(|r| r.block_id));
         }
-        let lo = plan.inputs.iter().filter_map(|e| e.seq).min().unwrap_or(0);
-        let hi = plan
-            .inputs
-            .iter()
-            .filter_map(|e| e.last_seq.or(e.seq))
-            .max()
-            .unwrap_or(lo);
-        let mut blocks: Vec<BlockHeader> = self
-            .index
-            .list_blocks_between(&plan.partition.tenant_id, lo, hi)
-            .await?
-            .into_iter()
-            .filter(|h| ids.contains(&h.block_id))
-            .collect();
-        blocks.sort_by_key(|h| h.seq);
-        Ok(blocks)
+        Ok(headers_of(self.index, plan, &ids).await?)
     }
 
     /// Every record of the output gets a pointer to its new place (its link item too, for an
