@@ -20,6 +20,7 @@ fn config() -> CompactorConfig {
         plan: CompactionConfig {
             target_bytes: 64 * 1024 * 1024,
             settle_ms: 0,
+            whole_hours: false,
         },
         writer: WriterConfig {
             max_row_group_size: 100,
@@ -28,6 +29,8 @@ fn config() -> CompactorConfig {
         },
         grace_ms: HOUR_MS,
         lease_ms: 60_000,
+        verify_every: 1,
+        stop_at: None,
     }
 }
 

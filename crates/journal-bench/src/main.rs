@@ -4,7 +4,7 @@
 //! cargo run --release -p journal-bench
 //! ```
 //!
-//! `ingest`: the in-process ingest CPU path on one thread — parse and validate each SQS body,
+//! `--ingest`: the in-process ingest CPU path on one thread — parse and validate each SQS body,
 //! derive `subject_ref` and `features_hmac` (HMAC-SHA256), seal raw features (AES-256-GCM),
 //! canonicalize and leaf-hash each record, build the Arrow batch, write Parquet with ZSTD and
 //! bloom filters, and compute the Merkle root — on the synthetic mix (~800-byte records), in
@@ -12,9 +12,17 @@
 //!
 //! `--replay` (`--records` 20000, `--block`, `--lookups` 2000, `--rounds`,
 //! `--compacted-row-group`): the cost of one lookup by decision id and the speed of full chain
-//! verification, instead of `ingest`; see [`replay`].
+//! verification; see [`replay`].
+//!
+//! `--compact` (`--records` 200000, `--block` 500, `--rounds`, `--zstd-level`,
+//! `--verify-every`): compaction throughput, bytes per record of the output and the run's peak
+//! heap; see [`compact`].
+//!
+//! Without `--ingest`, `--replay` or `--compact`, all three run, each with its defaults.
 
 mod block_on;
+mod compact;
+mod peak_alloc;
 mod replay;
 
 use std::time::Instant;
@@ -27,9 +35,10 @@ use journal_core::timestamp::Timestamp;
 use journal_core::validate::{parse_body, Limits};
 use journal_synth::{generate_decisions, latest_occurred_at, producer_body, SynthConfig};
 
-// The same allocator as the function binaries, so the figures are theirs.
+// The same allocator as the function binaries, so the figures are theirs; counted, so a
+// bench can report a step's peak heap.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc::new();
 
 fn arg(name: &str, default: usize) -> usize {
     std::env::args()
@@ -39,10 +48,30 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+fn opt(name: &str) -> Option<usize> {
+    std::env::args()
+        .skip_while(|a| a != name)
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+}
+
 fn main() {
-    let block = arg("--block", 2_000);
+    let has = |flag: &str| std::env::args().any(|a| a == flag);
+    let chosen = [has("--ingest"), has("--replay"), has("--compact")];
+    // No mode named: every benchmark, each with its own defaults.
+    let all = !chosen.iter().any(|c| *c);
     let rounds = arg("--rounds", 3);
-    if std::env::args().any(|a| a == "--replay") {
+    if all || chosen[0] {
+        let zstd_level = arg("--zstd-level", WriterConfig::default().zstd_level as usize) as i32;
+        bench_ingest(
+            arg("--records", 200_000),
+            arg("--block", 2_000),
+            rounds,
+            zstd_level,
+        );
+    }
+    if all || chosen[1] {
+        let block = arg("--block", 2_000);
         replay::run(&replay::Options {
             records: arg("--records", 20_000),
             block,
@@ -50,11 +79,16 @@ fn main() {
             rounds,
             compacted_row_group: arg("--compacted-row-group", block),
         });
-        return;
     }
-    let records = arg("--records", 200_000);
-    let zstd_level = arg("--zstd-level", WriterConfig::default().zstd_level as usize) as i32;
-    bench_ingest(records, block, rounds, zstd_level);
+    if all || chosen[2] {
+        compact::run(&compact::Options {
+            records: arg("--records", 200_000),
+            block: arg("--block", 500),
+            rounds,
+            zstd_level: opt("--zstd-level").map(|l| l as i32),
+            verify_every: opt("--verify-every"),
+        });
+    }
 }
 
 fn bench_ingest(n: usize, block_size: usize, rounds: usize, zstd_level: i32) {

@@ -6,7 +6,7 @@
 //! ingest files (`replay_*`), then after rewriting them into one large file with row groups of
 //! `--compacted-row-group` rows (`replay_compacted_*`).
 
-mod journal;
+pub mod journal;
 mod lookups;
 
 use std::time::Instant;

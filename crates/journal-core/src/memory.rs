@@ -423,6 +423,24 @@ impl JournalIndex for MemoryIndex {
             }))
     }
 
+    async fn get_pointers(
+        &self,
+        tenant_id: &str,
+        record_ids: &[String],
+    ) -> Result<Vec<Pointer>, PortError> {
+        let s = lock(&self.state);
+        let unique: std::collections::BTreeSet<&String> = record_ids.iter().collect();
+        Ok(unique
+            .into_iter()
+            .filter_map(
+                |id| match s.records.get(&(tenant_id.to_string(), id.clone())) {
+                    Some(Entry::Indexed(p)) => Some(p.clone()),
+                    _ => None,
+                },
+            )
+            .collect())
+    }
+
     async fn get_with_links(
         &self,
         tenant_id: &str,

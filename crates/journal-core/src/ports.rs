@@ -359,6 +359,13 @@ pub trait JournalIndex: Send + Sync {
         tenant_id: &str,
         record_id: &str,
     ) -> impl Future<Output = Result<Option<IndexEntry>, PortError>> + Send;
+    /// The indexed pointers of several records of a tenant, in no particular order; records
+    /// not indexed (absent, or only claimed) are left out, and an id named twice is read once.
+    fn get_pointers(
+        &self,
+        tenant_id: &str,
+        record_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Pointer>, PortError>> + Send;
     /// The index entry of a record and the indexed records that refer to it (outcomes,
     /// reviews; oldest first): one read of the record's partition.
     fn get_with_links(

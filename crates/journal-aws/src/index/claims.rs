@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
 use futures::{StreamExt, TryStreamExt};
 use journal_core::layout;
 use journal_core::ports::{Claim, ClaimResult, IndexEntry, Pointer, PortError};
@@ -206,6 +208,93 @@ pub(super) async fn get_pointer(
     items::index_entry(&item)
         .map(Some)
         .map_err(|e| e.at(OP, &item))
+}
+
+/// Most keys one BatchGetItem takes.
+const GET_BATCH: usize = 100;
+
+#[tracing::instrument(skip_all, fields(table = %ix.table, records = record_ids.len()))]
+pub(super) async fn get_pointers(
+    ix: &DynamoIndex,
+    tenant_id: &str,
+    record_ids: &[String],
+) -> Result<Vec<Pointer>, PortError> {
+    // BatchGetItem refuses a request that names a key twice.
+    let mut unique: Vec<&String> = record_ids.iter().collect();
+    unique.sort();
+    unique.dedup();
+    let unique: Vec<String> = unique.into_iter().cloned().collect();
+    let reads: Vec<_> = unique
+        .chunks(GET_BATCH)
+        .map(|ids| get_batch(ix, tenant_id, ids))
+        .collect();
+    let found: Vec<Vec<Pointer>> = futures::stream::iter(reads)
+        .buffer_unordered(BATCH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// One BatchGetItem of up to 100 pointers, retrying `UnprocessedKeys` with backoff and jitter.
+async fn get_batch(
+    ix: &DynamoIndex,
+    tenant_id: &str,
+    record_ids: &[String],
+) -> Result<Vec<Pointer>, PortError> {
+    const OP: &str = "get pointers";
+    let first_pk = layout::pointer_pk(tenant_id, record_ids.first().map_or("", String::as_str));
+    let keys: Vec<Item> = record_ids
+        .iter()
+        .map(|id| items::pointer_key(tenant_id, id))
+        .collect();
+    let mut pending = Some(
+        KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| PortError::permanent(OP, e))?,
+    );
+    let mut found = Vec::with_capacity(record_ids.len());
+    let mut attempt = 1;
+    while let Some(keys) = pending.take() {
+        let out = ix
+            .client
+            .batch_get_item()
+            .request_items(&ix.table, keys)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, &ix.target(&first_pk), &e))?;
+        for item in out
+            .responses
+            .and_then(|mut r| r.remove(&ix.table))
+            .unwrap_or_default()
+        {
+            match items::index_entry(&item).map_err(|e| e.at(OP, &item))? {
+                IndexEntry::Indexed(p) => found.push(p),
+                IndexEntry::Claimed(_) => {}
+            }
+        }
+        pending = out
+            .unprocessed_keys
+            .and_then(|mut m| m.remove(&ix.table))
+            .filter(|k| !k.keys().is_empty());
+        if let Some(left) = &pending {
+            if attempt >= ix.backoff.max_attempts {
+                return Err(PortError::transient(
+                    OP,
+                    format!(
+                        "(table {}) {} of {} keys still unprocessed after {attempt} attempts",
+                        ix.table,
+                        left.keys().len(),
+                        record_ids.len()
+                    ),
+                ));
+            }
+            ix.backoff.sleep(attempt).await;
+            attempt += 1;
+        }
+    }
+    Ok(found)
 }
 
 /// A record's entry and its link items: one Query of its partition.

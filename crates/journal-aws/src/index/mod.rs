@@ -191,6 +191,14 @@ impl JournalIndex for DynamoIndex {
         claims::get_pointer(self, tenant_id, record_id).await
     }
 
+    async fn get_pointers(
+        &self,
+        tenant_id: &str,
+        record_ids: &[String],
+    ) -> Result<Vec<Pointer>, PortError> {
+        claims::get_pointers(self, tenant_id, record_ids).await
+    }
+
     /// One Query of the record's partition: its pointer and its link items.
     async fn get_with_links(
         &self,

@@ -209,3 +209,35 @@ async fn many_pointers_take_many_batches() {
         .unwrap();
     assert_eq!(all.len(), 130);
 }
+
+#[tokio::test]
+async fn get_pointers_reads_many_in_batches_of_a_hundred_skipping_claims_and_unknown_ids() {
+    let Some(c) = common::clients("pointers_get").await else {
+        return;
+    };
+    let ix = DynamoIndex::new(c.dynamodb.clone(), common::create_table(&c).await);
+    let t = "bank_4";
+    let pointers: Vec<Pointer> = (0..230).map(|i| pointer(i, t)).collect();
+    ix.write_pointers(&pointers).await.unwrap();
+    // Another tenant's pointer of the same id is not read.
+    ix.write_pointers(&[pointer(5, "bank_5")]).await.unwrap();
+    ix.claim(&[journal_core::ports::Claim {
+        tenant_id: t.into(),
+        record_id: "claimed".into(),
+        content_mac: "mac".into(),
+        block_id: "BLK".into(),
+        file_key: file_key(t, "BLK"),
+        claimed_at: ts("2026-03-15T12:00:00Z"),
+    }])
+    .await
+    .unwrap();
+
+    // 230 known, one claimed, one unknown, and repeats: three BatchGetItem calls.
+    let mut asked: Vec<String> = (0..230).map(|i| format!("d{i}")).collect();
+    asked.extend(["claimed".to_string(), "nope".to_string()]);
+    asked.extend(["d0".to_string(), "d229".to_string()]);
+    let mut got = ix.get_pointers(t, &asked).await.unwrap();
+    got.sort_by_key(|p| p.leaf_index);
+    assert_eq!(got, pointers);
+    assert!(ix.get_pointers(t, &[]).await.unwrap().is_empty());
+}

@@ -6,10 +6,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+    FinalizerInterceptorContextMut,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::{Storable, StoreReplace};
 use journal_aws::{AwsClients, Backoff, DynamoIndex, KmsSubjectKeys};
@@ -193,13 +198,79 @@ impl Storable for BatchRequest {
 /// first half of their items (the real endpoint did write them all; puts are idempotent).
 #[derive(Debug)]
 struct Unprocessed {
-    failures: AtomicUsize,
+    failures: Arc<AtomicUsize>,
     sizes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Unprocessed {
+    /// Whether this answer is to be doctored (the first `failures` ones are).
+    fn doctor(&self) -> bool {
+        self.failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
 }
 
 impl Intercept for Unprocessed {
     fn name(&self) -> &'static str {
         "Unprocessed"
+    }
+
+    /// BatchGetItem: keeps the items of the first half of the keys and answers the second
+    /// half's keys as unprocessed.
+    fn modify_before_attempt_completion(
+        &self,
+        context: &mut FinalizerInterceptorContextMut<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Some(BatchRequest(body)) = cfg.load::<BatchRequest>().cloned() else {
+            return Ok(());
+        };
+        let Some(Ok(output)) = context.output_or_error_mut() else {
+            return Ok(());
+        };
+        let Some(out) = output.downcast_mut::<BatchGetItemOutput>() else {
+            return Ok(());
+        };
+        let (table, keys) = body["RequestItems"]
+            .as_object()
+            .and_then(|m| m.iter().next())
+            .map(|(t, r)| (t.clone(), r["Keys"].as_array().cloned().unwrap_or_default()))
+            .expect("one table");
+        self.sizes.lock().unwrap().push(keys.len());
+        if !self.doctor() {
+            return Ok(());
+        }
+        let string = |v: &serde_json::Value| v["S"].as_str().unwrap_or_default().to_string();
+        let unprocessed: Vec<(String, String)> = keys[keys.len() / 2..]
+            .iter()
+            .map(|k| (string(&k["pk"]), string(&k["sk"])))
+            .collect();
+        let text = |item: &HashMap<String, AttributeValue>, name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
+        if let Some(items) = out.responses.as_mut().and_then(|r| r.get_mut(&table)) {
+            items.retain(|item| !unprocessed.contains(&(text(item, "pk"), text(item, "sk"))));
+        }
+        let left = unprocessed
+            .iter()
+            .map(|(pk, sk)| {
+                HashMap::from([
+                    ("pk".to_string(), AttributeValue::S(pk.clone())),
+                    ("sk".to_string(), AttributeValue::S(sk.clone())),
+                ])
+            })
+            .collect();
+        let left = KeysAndAttributes::builder()
+            .set_keys(Some(left))
+            .consistent_read(true)
+            .build()?;
+        out.unprocessed_keys = Some(HashMap::from([(table, left)]));
+        Ok(())
     }
 
     fn modify_before_transmit(
@@ -209,7 +280,10 @@ impl Intercept for Unprocessed {
         cfg: &mut ConfigBag,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let request = context.request();
-        if request.headers().get("x-amz-target") == Some("DynamoDB_20120810.BatchWriteItem") {
+        let target = request.headers().get("x-amz-target");
+        if target == Some("DynamoDB_20120810.BatchWriteItem")
+            || target == Some("DynamoDB_20120810.BatchGetItem")
+        {
             let body: serde_json::Value =
                 serde_json::from_slice(request.body().bytes().expect("in-memory body"))?;
             cfg.interceptor_state().store_put(BatchRequest(body));
@@ -229,19 +303,20 @@ impl Intercept for Unprocessed {
         let (table, requests) = body["RequestItems"]
             .as_object()
             .and_then(|m| m.iter().next())
-            .map(|(t, r)| (t.clone(), r.as_array().cloned().unwrap_or_default()))
+            .map(|(t, r)| (t.clone(), r.clone()))
             .expect("one table");
+        // BatchGetItem answers are doctored once deserialized (modify_before_attempt_completion).
+        if requests.is_object() {
+            return Ok(());
+        }
+        let requests = requests.as_array().cloned().unwrap_or_default();
         self.sizes.lock().unwrap().push(requests.len());
-        let doctor = self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        let response = context.response_mut();
-        if !doctor || response.status().as_u16() != 200 {
+        if !self.doctor() || context.response().status().as_u16() != 200 {
             return Ok(());
         }
         let unprocessed = requests[requests.len() / 2..].to_vec();
         let answer = serde_json::json!({ "UnprocessedItems": { table: unprocessed } });
+        let response = context.response_mut();
         response.headers_mut().remove("x-amz-crc32");
         response.headers_mut().remove("content-length");
         *response.body_mut() = SdkBody::from(answer.to_string());
@@ -252,13 +327,14 @@ impl Intercept for Unprocessed {
 async fn index_with_unprocessed(
     test: &str,
     failures: usize,
-) -> Option<(DynamoIndex, Arc<Mutex<Vec<usize>>>)> {
+) -> Option<(DynamoIndex, Arc<Mutex<Vec<usize>>>, Arc<AtomicUsize>)> {
     let c = common::clients(test).await?;
     let table = common::create_table(&c).await;
     let sizes = Arc::new(Mutex::new(Vec::new()));
+    let failures = Arc::new(AtomicUsize::new(failures));
     let conf = aws_sdk_dynamodb::config::Builder::from(&c.sdk_config)
         .interceptor(Unprocessed {
-            failures: AtomicUsize::new(failures),
+            failures: failures.clone(),
             sizes: sizes.clone(),
         })
         .build();
@@ -269,12 +345,12 @@ async fn index_with_unprocessed(
     };
     let ix =
         DynamoIndex::new(aws_sdk_dynamodb::Client::from_conf(conf), table).with_backoff(backoff);
-    Some((ix, sizes))
+    Some((ix, sizes, failures))
 }
 
 #[tokio::test]
 async fn unprocessed_pointers_are_sent_again() {
-    let Some((ix, sizes)) = index_with_unprocessed("quirks_unprocessed", 2).await else {
+    let Some((ix, sizes, _)) = index_with_unprocessed("quirks_unprocessed", 2).await else {
         return;
     };
     // Decisions only: an outcome adds its link item to the batch.
@@ -297,7 +373,8 @@ async fn unprocessed_pointers_are_sent_again() {
 
 #[tokio::test]
 async fn pointers_that_stay_unprocessed_are_a_transient_error() {
-    let Some((ix, sizes)) = index_with_unprocessed("quirks_unprocessed_forever", usize::MAX).await
+    let Some((ix, sizes, _)) =
+        index_with_unprocessed("quirks_unprocessed_forever", usize::MAX).await
     else {
         return;
     };
@@ -311,4 +388,26 @@ async fn pointers_that_stay_unprocessed_are_a_transient_error() {
         "{err}"
     );
     assert_eq!(sizes.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn unprocessed_pointer_reads_are_asked_again() {
+    let Some((ix, sizes, failures)) = index_with_unprocessed("quirks_unprocessed_gets", 0).await
+    else {
+        return;
+    };
+    let pointers: Vec<_> = (0..)
+        .filter(|i| i % 5 != 4)
+        .take(40)
+        .map(|i| crate::pointers::pointer(i, "bank_1"))
+        .collect();
+    ix.write_pointers(&pointers).await.unwrap();
+    sizes.lock().unwrap().clear();
+    failures.store(2, Ordering::SeqCst);
+    let ids: Vec<String> = pointers.iter().map(|p| p.record_id.clone()).collect();
+    let mut got = ix.get_pointers("bank_1", &ids).await.unwrap();
+    got.sort_by_key(|p| p.leaf_index);
+    assert_eq!(got, pointers);
+    // One batch of 40 keys: 20 answered, 20 asked again, 10 of them answered, 10 again.
+    assert_eq!(*sizes.lock().unwrap(), vec![40, 20, 10]);
 }

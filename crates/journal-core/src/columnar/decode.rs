@@ -107,6 +107,51 @@ impl Iterator for RowGroups {
     }
 }
 
+/// The row groups of a journal file as Arrow batches, one row group at a time, schema checked
+/// and nothing decoded to rows: compaction copies them and reads their integrity columns.
+pub struct LazyRowGroups {
+    bytes: Bytes,
+    meta: ArrowReaderMetadata,
+    next: usize,
+}
+
+impl LazyRowGroups {
+    pub fn new(bytes: Bytes) -> Result<Self, CodecError> {
+        let meta = load_metadata(&bytes)?;
+        Ok(Self {
+            bytes,
+            meta,
+            next: 0,
+        })
+    }
+
+    pub fn row_group_count(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+}
+
+impl Iterator for LazyRowGroups {
+    type Item = Result<LazyRowGroup, CodecError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.row_group_count() {
+            return None;
+        }
+        let group = read_row_group_lazy(&self.bytes, &self.meta, self.next);
+        self.next += 1;
+        Some(group)
+    }
+}
+
+/// A row's integrity columns, read without decoding its record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntegrityRow {
+    pub record_id: String,
+    pub block_id: String,
+    pub leaf_index: u32,
+    pub leaf_hash: [u8; 32],
+}
+
 /// `(row group, rows in it)` for every row group, in file order.
 pub fn positions_from_metadata(meta: &ParquetMetaData) -> Vec<(usize, u64)> {
     meta.row_groups()
@@ -219,6 +264,48 @@ impl LazyRowGroup {
                 row_in_group: first,
             };
             decode_into(batch, at, &mut out)?;
+            first += batch.num_rows();
+        }
+        Ok(out)
+    }
+
+    /// The Arrow batches of the row group, in row order.
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// The integrity columns of every row, in row order.
+    pub fn integrity(&self) -> Result<Vec<IntegrityRow>, CodecError> {
+        let mut out = Vec::with_capacity(self.rows);
+        let mut first = 0;
+        for batch in &self.batches {
+            let record_ids: &StringArray = column(batch, col::RECORD_ID)?;
+            let block_ids: &StringArray = column(batch, col::BLOCK_ID)?;
+            let leaf_index: &Int64Array = column(batch, col::LEAF_INDEX)?;
+            let leaf_hash: &FixedSizeBinaryArray = column(batch, col::LEAF_HASH)?;
+            for i in 0..batch.num_rows() {
+                let at = At {
+                    i,
+                    pos: RowPosition {
+                        row_group: self.row_group,
+                        row_in_group: first + i,
+                    },
+                };
+                let text = |a: &StringArray, name: &'static str| {
+                    if a.is_null(i) {
+                        Err(at.err(name, "null in a required column"))
+                    } else {
+                        Ok(a.value(i).to_string())
+                    }
+                };
+                out.push(IntegrityRow {
+                    record_id: text(record_ids, col::RECORD_ID)?,
+                    block_id: text(block_ids, col::BLOCK_ID)?,
+                    leaf_index: u32::try_from(leaf_index.value(i))
+                        .map_err(|_| at.err(col::LEAF_INDEX, "outside 0..2^32"))?,
+                    leaf_hash: fixed::<32>(leaf_hash, at, col::LEAF_HASH)?,
+                });
+            }
             first += batch.num_rows();
         }
         Ok(out)

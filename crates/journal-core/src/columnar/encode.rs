@@ -136,7 +136,7 @@ fn bloom_properties(cfg: &WriterConfig) -> Result<BloomFilterProperties, CodecEr
 
 /// `<app> version <v> (build <b>)` is the form readers parse; parquet-mr based readers
 /// (Athena/Trino lineage) distrust binary statistics when `created_by` does not parse.
-fn created_by() -> String {
+pub(crate) fn created_by() -> String {
     format!(
         "decision-journal version {} (build {DEFAULT_CREATED_BY})",
         env!("CARGO_PKG_VERSION")
@@ -284,6 +284,22 @@ impl<W: Write + Send> JournalFileWriter<W> {
             }
             self.rows += chunk.len() as u64;
         }
+        Ok(())
+    }
+
+    /// Appends a batch read from another journal file, as it is (compaction's copy: no row is
+    /// decoded or re-encoded as a record).
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<(), CodecError> {
+        self.check_usable()?;
+        // The reader's schema may differ in metadata only; the columns are the journal's.
+        let written = RecordBatch::try_new(arrow_schema(), batch.columns().to_vec())
+            .map_err(CodecError::from)
+            .and_then(|b| Ok(self.inner.write(&b)?));
+        if let Err(e) = written {
+            self.failed = true;
+            return Err(e);
+        }
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 

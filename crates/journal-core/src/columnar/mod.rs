@@ -84,7 +84,7 @@ use crate::record::Record;
 
 pub use decode::{
     decode_batch, decode_file, decode_file_positioned, decode_row_group, positions_from_metadata,
-    LazyRowGroup, RowGroups,
+    IntegrityRow, LazyRowGroup, LazyRowGroups, RowGroups,
 };
 pub use encode::{encode_file, rows_to_batch, EncodedFile, JournalFileWriter, WrittenFile};
 
@@ -301,6 +301,8 @@ impl Default for WriterConfig {
     }
 }
 
+/// The `created_by` every Parquet file of ours carries (the metrics read model too).
+pub(crate) use encode::created_by;
 pub use encode::writer_properties;
 
 /// Why encoding or decoding failed; names the row and column where one is to blame.

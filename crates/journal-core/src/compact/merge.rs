@@ -2,14 +2,17 @@
 //! written file read back and every block it holds checked against its chained header — before
 //! anything may point at it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use arrow_array::{Array, StringArray};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::plan::OutputPlan;
-use crate::columnar::{CodecError, JournalFileWriter, RowGroups, RowPosition, WriterConfig};
-use crate::integrity::{verify_block, BlockHeader, Fault};
+use crate::columnar::{
+    col, CodecError, JournalFileWriter, LazyRowGroups, RowPosition, WriterConfig,
+};
+use crate::integrity::{leaf_hash, verify_block_leaves, BlockHeader, Fault, Hash32, StoredLeaf};
 use crate::layout;
 use crate::ports::{JournalIndex, ObjectStore, PortError};
 
@@ -62,14 +65,16 @@ pub fn output_key(plan: &OutputPlan) -> String {
     )
 }
 
-/// Reads the plan's inputs in order and writes their rows, unchanged (leaf hashes, salts, block
-/// ids and leaf indexes carried as they are), into one file; reads it back and checks every
-/// block in it against the chain. Memory holds one input file, one row group and the output.
+/// Reads the plan's inputs in order and copies their rows, unchanged (leaf hashes, salts, block
+/// ids and leaf indexes as they are), into one file, Arrow batch by Arrow batch without
+/// decoding a record; reads it back and checks every block in it against the chain (see
+/// [`verify_output`]). Memory holds one input file, one row group and the output.
 pub async fn merge<S: ObjectStore, I: JournalIndex>(
     store: &S,
     index: &I,
     plan: &OutputPlan,
     cfg: &WriterConfig,
+    verify_every: usize,
 ) -> Result<MergedFile, MergeError> {
     let file_key = output_key(plan);
     let mut writer =
@@ -83,17 +88,34 @@ pub async fn merge<S: ObjectStore, I: JournalIndex>(
                 .ok_or_else(|| MergeError::MissingInput {
                     file_key: input.file_key.clone(),
                 })?;
-        let groups = RowGroups::new(bytes).map_err(|source| codec(&input.file_key, source))?;
+        let groups = LazyRowGroups::new(bytes).map_err(|source| codec(&input.file_key, source))?;
         for group in groups {
-            let rows = group.map_err(|source| codec(&input.file_key, source))?;
-            for r in &rows {
-                block_ids
-                    .entry(r.block_id.clone())
-                    .or_insert_with(|| input.file_key.clone());
+            let group = group.map_err(|source| codec(&input.file_key, source))?;
+            for batch in group.batches() {
+                let ids = batch
+                    .column_by_name(col::BLOCK_ID)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                    .ok_or_else(|| MergeError::Codec {
+                        file_key: input.file_key.clone(),
+                        source: CodecError::Schema {
+                            column: col::BLOCK_ID.into(),
+                            reason: "missing or not text".into(),
+                        },
+                    })?;
+                let mut last: Option<&str> = None;
+                for i in 0..ids.len() {
+                    let id = if ids.is_valid(i) { ids.value(i) } else { "" };
+                    if last != Some(id) {
+                        block_ids
+                            .entry(id.to_string())
+                            .or_insert_with(|| input.file_key.clone());
+                        last = Some(id);
+                    }
+                }
+                writer
+                    .write_batch(batch)
+                    .map_err(|source| codec(&file_key, source))?;
             }
-            writer
-                .write_rows(&rows)
-                .map_err(|source| codec(&file_key, source))?;
         }
     }
     let (bytes, _) = writer
@@ -101,7 +123,7 @@ pub async fn merge<S: ObjectStore, I: JournalIndex>(
         .map_err(|source| codec(&file_key, source))?;
     let bytes = Bytes::from(bytes);
     let blocks = chained_headers(index, plan, &block_ids).await?;
-    verify_output(file_key, bytes, blocks)
+    verify_output(file_key, bytes, blocks, verify_every)
 }
 
 /// The chained headers of the blocks in `ids`, by seq: one Query over the inputs' seq range
@@ -154,42 +176,77 @@ async fn chained_headers<I: JournalIndex>(
     Ok(found)
 }
 
-/// Reads a written output back and checks each block's rows against its header (every leaf
-/// recomputed, indexes `0..count`, the Merkle root); any fault refuses the file.
+/// A row's leaf index, stored leaf hash and, when sampled, its re-hashed leaf.
+type SampledLeaf = (u32, Hash32, Option<Result<Hash32, String>>);
+
+/// Reads a written output back and checks each block's rows against its header: leaf indexes
+/// `0..count` once each, in order; the Merkle root of the stored leaves equal to the chained
+/// one; and, for every `verify_every`-th row (every row when 1, none when 0), the leaf
+/// recomputed from the row's content equal to the stored leaf. Any fault refuses the file.
+///
+/// The leaves and roots prove every row's place in its chained block; the sampled re-hash
+/// guards the copy itself (a codec that altered content would alter most rows). Full content
+/// verification stays the job of `verify`, and every lookup re-hashes the row it returns.
 pub fn verify_output(
     file_key: String,
     bytes: Bytes,
     blocks: Vec<BlockHeader>,
+    verify_every: usize,
 ) -> Result<MergedFile, MergeError> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let groups = RowGroups::new(bytes.clone()).map_err(|source| codec(&file_key, source))?;
+    let groups = LazyRowGroups::new(bytes.clone()).map_err(|source| codec(&file_key, source))?;
     let row_groups = groups.row_group_count();
-    let mut by_block: BTreeMap<String, Vec<crate::columnar::JournalRow>> = BTreeMap::new();
     let mut placed = Vec::new();
+    let mut leaves: Vec<SampledLeaf> = Vec::new();
     for (g, group) in groups.enumerate() {
-        for (n, row) in group
-            .map_err(|source| codec(&file_key, source))?
-            .into_iter()
-            .enumerate()
-        {
+        let group = group.map_err(|source| codec(&file_key, source))?;
+        let integrity = group
+            .integrity()
+            .map_err(|source| codec(&file_key, source))?;
+        for (i, row) in integrity.into_iter().enumerate() {
+            let sampled = verify_every > 0 && placed.len() % verify_every == 0;
+            let recomputed = sampled.then(|| match group.row(i) {
+                Ok(Some(full)) => full
+                    .record
+                    .canonical_bytes()
+                    .map(|content| leaf_hash(&full.salt, &content))
+                    .map_err(|e| e.to_string()),
+                Ok(None) => Err(format!("row {i} of row group {g} is not there")),
+                Err(e) => Err(e.to_string()),
+            });
+            leaves.push((row.leaf_index, row.leaf_hash, recomputed));
             placed.push((
-                row.record.record_id().to_string(),
-                row.block_id.clone(),
+                row.record_id,
+                row.block_id,
                 RowPosition {
                     row_group: g,
-                    row_in_group: n,
+                    row_in_group: i,
                 },
             ));
-            by_block.entry(row.block_id.clone()).or_default().push(row);
         }
+    }
+    let mut by_block: HashMap<&str, Vec<StoredLeaf>> = HashMap::new();
+    for ((record_id, block_id, _), (leaf_index, leaf_hash, recomputed)) in placed.iter().zip(leaves)
+    {
+        by_block
+            .entry(block_id.as_str())
+            .or_default()
+            .push(StoredLeaf {
+                block_id,
+                record_id,
+                leaf_index,
+                leaf_hash,
+                recomputed,
+            });
     }
     let mut faults = Vec::new();
     for h in &blocks {
-        faults.extend(verify_block(
+        faults.extend(verify_block_leaves(
             h,
-            by_block.get(&h.block_id).map(Vec::as_slice),
+            by_block.get(h.block_id.as_str()).map(Vec::as_slice),
         ));
     }
+    drop(by_block);
     if !faults.is_empty() {
         return Err(MergeError::Unverified { file_key, faults });
     }

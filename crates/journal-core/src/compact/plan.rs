@@ -25,6 +25,9 @@ pub struct CompactionConfig {
     pub target_bytes: u64,
     /// Only files created at least this long ago are merged.
     pub settle_ms: i64,
+    /// Merge an hour only once it is over (and settled), so each hour is merged once and its
+    /// outputs are final. `false` merges the open hour too (hand-run catch-up, tests).
+    pub whole_hours: bool,
 }
 
 impl Default for CompactionConfig {
@@ -32,6 +35,7 @@ impl Default for CompactionConfig {
         Self {
             target_bytes: DEFAULT_TARGET_BYTES,
             settle_ms: DEFAULT_SETTLE_MS,
+            whole_hours: true,
         }
     }
 }
@@ -94,6 +98,10 @@ pub fn plan(entries: &[ManifestEntry], now: Timestamp, cfg: &CompactionConfig) -
             | FileState::Archived
             | FileState::Deleted => continue,
         }
+        // Outputs are final: merging them again would rewrite the same rows every run.
+        if e.is_merged() {
+            continue;
+        }
         let age_ms = now.millis() - e.created_at.millis();
         if age_ms < cfg.settle_ms {
             skip(
@@ -127,6 +135,26 @@ pub fn plan(entries: &[ManifestEntry], now: Timestamp, cfg: &CompactionConfig) -
             .push(e);
     }
     for (partition, mut files) in partitions {
+        if cfg.whole_hours {
+            let closes =
+                Timestamp::parse(&format!("{}T{:02}:00:00Z", partition.date, partition.hour))
+                    .map(|t| t.millis() + 3_600_000 + cfg.settle_ms)
+                    .ok()
+                    .filter(|c| now.millis() < *c);
+            if let Some(closes) = closes {
+                let wait = (closes - now.millis()) / 1000;
+                for f in files {
+                    skip(
+                        f,
+                        format!(
+                            "hour {:02} is not over and settled: merged in {wait}s",
+                            partition.hour
+                        ),
+                    );
+                }
+                continue;
+            }
+        }
         files.sort_by(|a, b| (a.seq, &a.file_key).cmp(&(b.seq, &b.file_key)));
         let mut bins: Vec<Vec<&ManifestEntry>> = vec![Vec::new()];
         let mut bytes = 0u64;
@@ -198,6 +226,7 @@ mod tests {
         let cfg = CompactionConfig {
             target_bytes: 100,
             settle_ms: 15 * 60_000,
+            whole_hours: false,
         };
         // Hour 10: seqs 0..6 of 30 bytes each, listed out of order; hour 11: two files.
         let mut entries: Vec<ManifestEntry> = [5, 1, 0, 3, 2, 4]
@@ -217,10 +246,41 @@ mod tests {
     }
 
     #[test]
+    fn an_hour_is_merged_once_it_is_over_and_its_outputs_are_final() {
+        let cfg = CompactionConfig {
+            target_bytes: 100,
+            settle_ms: 15 * 60_000,
+            whole_hours: true,
+        };
+        let mut output = file(9, 10, 40, "2026-03-15T11:20:00Z");
+        output.merged_from = vec!["a".into(), "b".into()];
+        let entries = vec![
+            file(0, 11, 10, "2026-03-15T11:10:00Z"),
+            file(1, 11, 10, "2026-03-15T11:20:00Z"),
+            file(2, 10, 10, "2026-03-15T10:59:00Z"),
+            file(3, 10, 10, "2026-03-15T10:59:30Z"),
+            output,
+        ];
+        // At 12:10, hour 10 is over and settled; hour 11 settles at 12:15. The output of an
+        // earlier merge in hour 10 is not merged again.
+        let p = plan(&entries, at("2026-03-15T12:10:00Z"), &cfg);
+        assert_eq!(p.outputs.len(), 1, "{p:#?}");
+        assert_eq!(keys(&p.outputs[0]), [2, 3]);
+        let reasons: Vec<&str> = p.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(
+            reasons, ["hour 11 is not over and settled: merged in 300s"; 2],
+            "{p:#?}"
+        );
+        let p = plan(&entries, at("2026-03-15T12:15:00Z"), &cfg);
+        assert_eq!(p.outputs.len(), 2, "{p:#?}");
+    }
+
+    #[test]
     fn young_large_unfinished_lonely_and_dead_files_are_left_alone_with_a_reason() {
         let cfg = CompactionConfig {
             target_bytes: 100,
             settle_ms: 15 * 60_000,
+            whole_hours: false,
         };
         let mut chained = file(2, 10, 10, "2026-03-15T10:00:00Z");
         chained.state = FileState::Chained;

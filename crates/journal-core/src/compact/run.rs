@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::merge::{headers_of, merge, output_key, verify_output, MergeError, MergedFile};
 use super::plan::{plan, CompactionConfig, OutputPlan, Partition, Skipped};
-use crate::columnar::{RowGroups, WriterConfig};
+use crate::columnar::{LazyRowGroups, WriterConfig};
 use crate::ingest::{content_mac_of_stored, pointer_for};
 use crate::integrity::BlockHeader;
 use crate::keys::MasterKey;
@@ -82,6 +82,12 @@ pub struct CompactorConfig {
     pub grace_ms: i64,
     /// How long a partition's lease lasts; a run that dies frees it after this.
     pub lease_ms: i64,
+    /// Every how many rows of an output the read-back check re-hashes the content (1: all,
+    /// 0: none); leaf indexes and Merkle roots are checked for every row regardless.
+    pub verify_every: usize,
+    /// No output is started after this instant (the Lambda's deadline less a reserve); what
+    /// is left is reported as deferred and picked up by the next run.
+    pub stop_at: Option<std::time::Instant>,
 }
 
 impl Default for CompactorConfig {
@@ -94,6 +100,8 @@ impl Default for CompactorConfig {
             },
             grace_ms: 24 * 3_600_000,
             lease_ms: 15 * 60_000,
+            verify_every: 16,
+            stop_at: None,
         }
     }
 }
@@ -107,6 +115,8 @@ pub struct RunReport {
     pub resumed: Vec<String>,
     /// Partitions another run holds.
     pub busy: Vec<Partition>,
+    /// Outputs not started because the run's time was up.
+    pub deferred: Vec<Partition>,
     /// Inputs deleted after their grace period.
     pub deleted: Vec<String>,
     pub skipped: Vec<Skipped>,
@@ -169,8 +179,22 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         date: &str,
         now: Timestamp,
     ) -> Result<RunReport, CompactError> {
+        self.run_partition(tenant_id, date, None, now).await
+    }
+
+    /// Compacts one hour of a partition date, or every hour when `hour` is `None`.
+    pub async fn run_partition(
+        &self,
+        tenant_id: &str,
+        date: &str,
+        hour: Option<u8>,
+        now: Timestamp,
+    ) -> Result<RunReport, CompactError> {
         let mut report = RunReport::default();
-        let entries = self.index.list_manifest(tenant_id, date).await?;
+        let mut entries = self.index.list_manifest(tenant_id, date).await?;
+        if let Some(hour) = hour {
+            entries.retain(|e| layout::hour_of_file_key(&e.file_key) == Some(hour));
+        }
         let by_key: BTreeMap<&str, &ManifestEntry> =
             entries.iter().map(|e| (e.file_key.as_str(), e)).collect();
 
@@ -239,14 +263,23 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         Ok(report)
     }
 
-    /// Steps 1–6 for one output; `None` when another run holds the partition.
-    async fn output(
+    /// Steps 1–6 for one output; `None` when another run holds the partition or has merged
+    /// the plan's inputs already, or the run's time is up.
+    pub(super) async fn output(
         &self,
         plan: &OutputPlan,
         now: Timestamp,
         report: &mut RunReport,
     ) -> Result<Option<WrittenOutput>, CompactError> {
         let p = &plan.partition;
+        if self
+            .config
+            .stop_at
+            .is_some_and(|t| std::time::Instant::now() >= t)
+        {
+            report.deferred.push(p.clone());
+            return Ok(None);
+        }
         let lease = format!("compact#{}#{}#{:02}", p.tenant_id, p.date, p.hour);
         let until = Timestamp::from_millis(now.millis() + self.config.lease_ms).unwrap_or(now);
         if !self
@@ -257,13 +290,57 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
             report.busy.push(p.clone());
             return Ok(None);
         }
-        let done = self.steps(plan, now).await;
+        // The plan was read before the lease was taken: a run that held it meanwhile may have
+        // merged these inputs already.
+        let Some(plan) = self.still_current(plan).await? else {
+            self.index.release_lease(&lease, &self.owner).await?;
+            report.busy.push(p.clone());
+            return Ok(None);
+        };
+        let done = self.steps(&plan, now).await;
         // A failed run keeps the lease until it expires: its intent is what the next run
         // resumes, and nobody else should start on those inputs meanwhile.
         if done.is_ok() {
             self.index.release_lease(&lease, &self.owner).await?;
         }
         done.map(Some)
+    }
+
+    /// The plan with its inputs as the manifest shows them now, if they are all still live
+    /// (or already marked into this very output) and the output is not yet live.
+    async fn still_current(&self, plan: &OutputPlan) -> Result<Option<OutputPlan>, CompactError> {
+        let p = &plan.partition;
+        let file_key = output_key(plan);
+        let now: BTreeMap<String, ManifestEntry> = self
+            .index
+            .list_manifest(&p.tenant_id, &p.date)
+            .await?
+            .into_iter()
+            .map(|e| (e.file_key.clone(), e))
+            .collect();
+        if now
+            .get(&file_key)
+            .is_some_and(|o| o.state == FileState::Live)
+        {
+            return Ok(None);
+        }
+        let mut inputs = Vec::with_capacity(plan.inputs.len());
+        for i in &plan.inputs {
+            match now.get(&i.file_key) {
+                Some(e)
+                    if e.state == FileState::Live
+                        || (e.state == FileState::Compacted
+                            && e.compacted_into.as_deref() == Some(file_key.as_str())) =>
+                {
+                    inputs.push(e.clone())
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(OutputPlan {
+            inputs,
+            ..plan.clone()
+        }))
     }
 
     async fn steps(
@@ -279,7 +356,7 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         let merged = self.written(plan, &file_key).await?;
         self.check(CompactStep::Written)?;
 
-        self.switch(&merged).await?;
+        self.switch(&merged, plan).await?;
         self.check(CompactStep::Switched)?;
 
         let delete_after =
@@ -325,12 +402,14 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
     async fn written(&self, plan: &OutputPlan, file_key: &str) -> Result<MergedFile, CompactError> {
         if let Some(bytes) = self.store.get_object(file_key).await? {
             let blocks = self.blocks_of(&bytes, plan).await?;
-            if let Ok(merged) = verify_output(file_key.to_string(), bytes, blocks) {
+            let every = self.config.verify_every;
+            if let Ok(merged) = verify_output(file_key.to_string(), bytes, blocks, every) {
                 return Ok(merged);
             }
             // A partial or foreign object under our key: write it again from the inputs.
         }
-        let merged = merge(self.store, self.index, plan, &self.config.writer).await?;
+        let every = self.config.verify_every;
+        let merged = merge(self.store, self.index, plan, &self.config.writer, every).await?;
         self.store
             .put_object(file_key, merged.bytes.clone())
             .await?;
@@ -342,7 +421,12 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
                     file_key: file_key.to_string(),
                     reason: "written but not found when read back".into(),
                 })?;
-        Ok(verify_output(file_key.to_string(), stored, merged.blocks)?)
+        Ok(verify_output(
+            file_key.to_string(),
+            stored,
+            merged.blocks,
+            every,
+        )?)
     }
 
     /// The chained headers of the blocks a stored output holds.
@@ -352,61 +436,105 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         plan: &OutputPlan,
     ) -> Result<Vec<BlockHeader>, CompactError> {
         let mut ids = std::collections::BTreeSet::new();
-        let groups = RowGroups::new(bytes.clone()).map_err(|e| CompactError::Output {
+        let fail = |e: crate::columnar::CodecError| CompactError::Output {
             file_key: output_key(plan),
             reason: e.to_string(),
-        })?;
-        for group in groups {
-            let rows = group.map_err(|e| CompactError::Output {
-                file_key: output_key(plan),
-                reason: e.to_string(),
-            })?;
+        };
+        for group in LazyRowGroups::new(bytes.clone()).map_err(fail)? {
+            let rows = group.and_then(|g| g.integrity()).map_err(fail)?;
             ids.extend(rows.into_iter().map(|r| r.block_id));
         }
         Ok(headers_of(self.index, plan, &ids).await?)
     }
 
     /// Every record of the output gets a pointer to its new place (its link item too, for an
-    /// outcome or review), rebuilt from the row, its chained header and the tenant's keys.
-    async fn switch(&self, merged: &MergedFile) -> Result<(), CompactError> {
+    /// outcome or review). A pointer that names the record's block in one of the inputs (or
+    /// already the output) only changes place; any other is rebuilt from the row, its chained
+    /// header and the tenant's keys, as ingest built it.
+    async fn switch(&self, merged: &MergedFile, plan: &OutputPlan) -> Result<(), CompactError> {
+        const CHUNK: usize = 2_000;
+        let tenant_id = &plan.partition.tenant_id;
+        let here: std::collections::BTreeSet<&str> = plan
+            .inputs
+            .iter()
+            .map(|e| e.file_key.as_str())
+            .chain([merged.file_key.as_str()])
+            .collect();
+        let mut rebuild = Vec::new();
+        for chunk in merged.placed.chunks(CHUNK) {
+            let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
+            let mut old: std::collections::HashMap<String, crate::ports::Pointer> = self
+                .index
+                .get_pointers(tenant_id, &ids)
+                .await?
+                .into_iter()
+                .map(|p| (p.record_id.clone(), p))
+                .collect();
+            let mut pointers = Vec::with_capacity(chunk.len());
+            for (record_id, block_id, at) in chunk {
+                match old.remove(record_id) {
+                    Some(mut p)
+                        if &p.block_id == block_id && here.contains(p.file_key.as_str()) =>
+                    {
+                        p.file_key.clone_from(&merged.file_key);
+                        p.row_group = at.row_group as u32;
+                        p.row = at.row_in_group as u32;
+                        p.storage_state = FileState::Live;
+                        pointers.push(p);
+                    }
+                    _ => rebuild.push(*at),
+                }
+            }
+            self.index.write_pointers(&pointers).await?;
+        }
+        if !rebuild.is_empty() {
+            tracing::warn!(file_key = %merged.file_key, rows = rebuild.len(),
+                "pointers rebuilt from their rows");
+            self.rebuild_pointers(merged, &rebuild).await?;
+        }
+        Ok(())
+    }
+
+    /// Pointers for the rows at `positions` (in file order), rebuilt from the rows.
+    async fn rebuild_pointers(
+        &self,
+        merged: &MergedFile,
+        positions: &[crate::columnar::RowPosition],
+    ) -> Result<(), CompactError> {
+        let fail = |reason: String| CompactError::Output {
+            file_key: merged.file_key.clone(),
+            reason,
+        };
         let headers: BTreeMap<&str, &BlockHeader> = merged
             .blocks
             .iter()
             .map(|h| (h.block_id.as_str(), h))
             .collect();
-        let groups = RowGroups::new(merged.bytes.clone()).map_err(|e| CompactError::Output {
-            file_key: merged.file_key.clone(),
-            reason: e.to_string(),
-        })?;
+        let groups = LazyRowGroups::new(merged.bytes.clone()).map_err(|e| fail(e.to_string()))?;
+        let mut wanted = positions.iter().peekable();
         for (g, group) in groups.enumerate() {
-            let rows = group.map_err(|e| CompactError::Output {
-                file_key: merged.file_key.clone(),
-                reason: e.to_string(),
-            })?;
-            let mut pointers = Vec::with_capacity(rows.len());
-            for (n, row) in rows.iter().enumerate() {
-                let header =
-                    headers
-                        .get(row.block_id.as_str())
-                        .ok_or_else(|| CompactError::Output {
-                            file_key: merged.file_key.clone(),
-                            reason: format!(
-                                "row {n} of row group {g} names unknown block {}",
-                                row.block_id
-                            ),
-                        })?;
-                let keys = self.master.tenant_keys(&row.record.tenant_id);
-                let mac = content_mac_of_stored(&row.record, &keys).map_err(|e| {
-                    CompactError::Output {
-                        file_key: merged.file_key.clone(),
-                        reason: format!("record {}: {e}", row.record.record_id()),
-                    }
+            if wanted.peek().is_none() {
+                break;
+            }
+            let group = group.map_err(|e| fail(e.to_string()))?;
+            let mut pointers = Vec::new();
+            while let Some(at) = wanted.next_if(|at| at.row_group == g) {
+                let row = group
+                    .row(at.row_in_group)
+                    .map_err(|e| fail(e.to_string()))?
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "row {} of row group {g} is not there",
+                            at.row_in_group
+                        ))
+                    })?;
+                let header = headers.get(row.block_id.as_str()).ok_or_else(|| {
+                    fail(format!("row {at:?} names unknown block {}", row.block_id))
                 })?;
-                let position = crate::columnar::RowPosition {
-                    row_group: g,
-                    row_in_group: n,
-                };
-                pointers.push(pointer_for(row, position, header, &merged.file_key, mac));
+                let keys = self.master.tenant_keys(&row.record.tenant_id);
+                let mac = content_mac_of_stored(&row.record, &keys)
+                    .map_err(|e| fail(format!("record {}: {e}", row.record.record_id())))?;
+                pointers.push(pointer_for(&row, *at, header, &merged.file_key, mac));
             }
             self.index.write_pointers(&pointers).await?;
         }

@@ -58,6 +58,7 @@ fn settled() -> CompactionConfig {
     CompactionConfig {
         target_bytes: DEFAULT_TARGET_BYTES,
         settle_ms: 0,
+        whole_hours: false,
     }
 }
 
@@ -73,7 +74,7 @@ async fn a_merged_file_holds_every_row_in_chain_order_and_proves_every_block() {
         zstd_level: 3,
         ..WriterConfig::default()
     };
-    let merged = merge(&j.store, &j.index, out, &cfg).await.unwrap();
+    let merged = merge(&j.store, &j.index, out, &cfg, 1).await.unwrap();
     assert_eq!(
         merged.file_key,
         "decisions/tenant=t1/date=2026-03-15/hour=12/compacted-000000000000-000000000005.parquet"
@@ -115,6 +116,7 @@ async fn an_output_that_does_not_prove_its_blocks_is_refused() {
         &j.index,
         &plan.outputs[0],
         &WriterConfig::default(),
+        1,
     )
     .await
     .unwrap();
@@ -125,7 +127,7 @@ async fn an_output_that_does_not_prove_its_blocks_is_refused() {
     let bytes = columnar::encode_file(&rows, &WriterConfig::default(), &[])
         .unwrap()
         .bytes;
-    let err = verify_output(merged.file_key.clone(), bytes, merged.blocks.clone()).unwrap_err();
+    let err = verify_output(merged.file_key.clone(), bytes, merged.blocks.clone(), 1).unwrap_err();
     let MergeError::Unverified { faults, .. } = &err else {
         panic!("{err}")
     };
@@ -153,7 +155,7 @@ async fn a_missing_input_or_a_block_outside_the_chain_stops_the_merge() {
     let plan = plan(&manifest(&j).await, now(), &settled());
     let mut out = plan.outputs[0].clone();
     out.inputs[1].file_key = "decisions/tenant=t1/date=2026-03-15/hour=12/gone.parquet".into();
-    let err = merge(&j.store, &j.index, &out, &WriterConfig::default())
+    let err = merge(&j.store, &j.index, &out, &WriterConfig::default(), 1)
         .await
         .unwrap_err();
     assert!(
@@ -185,7 +187,7 @@ async fn a_missing_input_or_a_block_outside_the_chain_stops_the_merge() {
         .unwrap();
     let mut out = plan.outputs[0].clone();
     out.inputs[0].file_key = stray.into();
-    let err = merge(&j.store, &j.index, &out, &WriterConfig::default())
+    let err = merge(&j.store, &j.index, &out, &WriterConfig::default(), 1)
         .await
         .unwrap_err();
     assert!(
@@ -215,6 +217,8 @@ mod runs {
             },
             grace_ms: HOUR_MS,
             lease_ms: 60_000,
+            verify_every: 1,
+            stop_at: None,
         }
     }
 
@@ -344,5 +348,79 @@ mod runs {
             .await
             .iter()
             .all(|e| e.state == FileState::Live && !e.is_merged()));
+    }
+
+    #[tokio::test]
+    async fn a_run_out_of_time_defers_its_outputs_to_the_next_run() {
+        let j = journal(4, 10).await;
+        let mut cfg = config();
+        cfg.stop_at = Some(std::time::Instant::now());
+        let c = Compactor::new(&j.store, &j.index, &j.master, cfg, "late");
+        let report = c.run("t1", "2026-03-15", now()).await.unwrap();
+        assert_eq!((report.deferred.len(), report.written.len()), (1, 0));
+        assert!(manifest(&j).await.iter().all(|e| !e.is_merged()));
+        let c = Compactor::new(&j.store, &j.index, &j.master, config(), "next");
+        let report = c.run("t1", "2026-03-15", now()).await.unwrap();
+        assert_eq!((report.deferred.len(), report.written.len()), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_plan_another_run_carried_out_meanwhile_is_not_carried_out_again() {
+        let j = journal(4, 10).await;
+        let stale = plan(&manifest(&j).await, now(), &settled());
+        assert_eq!(stale.outputs.len(), 1);
+        let first = Compactor::new(&j.store, &j.index, &j.master, config(), "first");
+        let done = first.run("t1", "2026-03-15", now()).await.unwrap();
+        assert_eq!(done.written.len(), 1);
+        let before = manifest(&j).await;
+
+        // A second run that listed the manifest before the first one's switch.
+        let second = Compactor::new(&j.store, &j.index, &j.master, config(), "second");
+        let mut report = RunReport::default();
+        let out = second
+            .output(&stale.outputs[0], later(1_000), &mut report)
+            .await
+            .unwrap();
+        assert!(out.is_none() && report.busy.len() == 1, "{report:#?}");
+        assert_eq!(manifest(&j).await, before, "the manifest changed");
+        // Nor does it keep the lease.
+        assert!(j
+            .index
+            .acquire_lease(
+                "compact#t1#2026-03-15#12",
+                "third",
+                later(2_000),
+                later(60_000)
+            )
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_pointer_that_names_another_file_is_rebuilt_from_its_row() {
+        let j = journal(3, 10).await;
+        let Some(crate::ports::IndexEntry::Indexed(original)) =
+            j.index.get_pointer("t1", "d-00012").await.unwrap()
+        else {
+            panic!("d-00012 is not indexed")
+        };
+        let mut stray = original.clone();
+        stray.file_key = "decisions/tenant=t1/elsewhere.parquet".into();
+        stray.content_mac = "00".repeat(32);
+        j.index.write_pointers(&[stray]).await.unwrap();
+
+        let c = Compactor::new(&j.store, &j.index, &j.master, config(), "run-1");
+        let report = c.run("t1", "2026-03-15", now()).await.unwrap();
+        assert_eq!(report.written.len(), 1);
+        all_findable(&j, &ids(30)).await;
+        let Some(crate::ports::IndexEntry::Indexed(rebuilt)) =
+            j.index.get_pointer("t1", "d-00012").await.unwrap()
+        else {
+            panic!("d-00012 is not indexed")
+        };
+        assert_eq!(rebuilt.file_key, report.written[0].file_key);
+        // Rebuilt as ingest built it: the content MAC recomputed, not copied.
+        assert_eq!(rebuilt.content_mac, original.content_mac);
+        assert_eq!((rebuilt.row_group, rebuilt.row), (0, 12));
     }
 }

@@ -16,4 +16,6 @@ pub use chain::{BlockHeader, ChainHead, GENESIS_PREV_HASH};
 pub use leaf::{leaf_hash, new_salt, Salt};
 pub use merkle::{inclusion_proof, merkle_root, verify_inclusion, Hash32};
 pub use stored::{verify_stored_chain, StoredVerifyError};
-pub use verify::{verify_block, verify_chain, Fault, VerifyReport};
+pub use verify::{
+    verify_block, verify_block_leaves, verify_chain, Fault, StoredLeaf, VerifyReport,
+};

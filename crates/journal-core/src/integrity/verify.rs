@@ -273,9 +273,47 @@ pub fn verify_chain(headers: &[BlockHeader], head: Option<&ChainHead>) -> Vec<Fa
     faults
 }
 
+/// One stored row as its integrity columns state it, and what recomputing its leaf from its
+/// content gave, where that was done.
+#[derive(Clone, Debug)]
+pub struct StoredLeaf<'a> {
+    pub block_id: &'a str,
+    pub record_id: &'a str,
+    pub leaf_index: u32,
+    pub leaf_hash: Hash32,
+    /// `None`: the content was not re-hashed (a sampled check skipped this row);
+    /// `Some(Err)`: the content could not be serialized.
+    pub recomputed: Option<Result<Hash32, String>>,
+}
+
+impl<'a> StoredLeaf<'a> {
+    /// The row with its leaf recomputed from its content.
+    pub fn of_row(row: &'a JournalRow) -> Self {
+        Self {
+            block_id: &row.block_id,
+            record_id: row.record.record_id(),
+            leaf_index: row.leaf_index,
+            leaf_hash: row.leaf_hash,
+            recomputed: Some(
+                row.record
+                    .canonical_bytes()
+                    .map(|bytes| leaf_hash(&row.salt, &bytes))
+                    .map_err(|e| e.to_string()),
+            ),
+        }
+    }
+}
+
 /// Checks one block's rows, as found in storage in physical order, against its header.
 /// `rows = None` means the block's file is missing.
 pub fn verify_block(header: &BlockHeader, rows: Option<&[JournalRow]>) -> Vec<Fault> {
+    let leaves: Option<Vec<StoredLeaf>> = rows.map(|r| r.iter().map(StoredLeaf::of_row).collect());
+    verify_block_leaves(header, leaves.as_deref())
+}
+
+/// [`verify_block`] over rows' integrity columns: leaf indexes `0..count` once each in order,
+/// the Merkle root of the stored leaves, and every recomputed leaf equal to the stored one.
+pub fn verify_block_leaves(header: &BlockHeader, rows: Option<&[StoredLeaf]>) -> Vec<Fault> {
     let seq = header.seq;
     let block_id = || header.block_id.clone();
     let Some(rows) = rows else {
@@ -295,8 +333,8 @@ pub fn verify_block(header: &BlockHeader, rows: Option<&[JournalRow]>) -> Vec<Fa
             faults.push(Fault::ForeignRow {
                 seq,
                 block_id: block_id(),
-                record_id: row.record.record_id().to_string(),
-                row_block_id: row.block_id.clone(),
+                record_id: row.record_id.to_string(),
+                row_block_id: row.block_id.to_string(),
             });
             continue;
         }
@@ -305,7 +343,7 @@ pub fn verify_block(header: &BlockHeader, rows: Option<&[JournalRow]>) -> Vec<Fa
                 seq,
                 block_id: block_id(),
                 leaf_index,
-                record_id: row.record.record_id().to_string(),
+                record_id: row.record_id.to_string(),
             });
             continue;
         }
@@ -319,23 +357,20 @@ pub fn verify_block(header: &BlockHeader, rows: Option<&[JournalRow]>) -> Vec<Fa
             reported_order = true;
         }
         last_index = Some(leaf_index);
-        match row.record.canonical_bytes() {
-            Ok(bytes) => {
-                if leaf_hash(&row.salt, &bytes) != row.leaf_hash {
-                    faults.push(Fault::AlteredRow {
-                        seq,
-                        block_id: block_id(),
-                        leaf_index,
-                        record_id: row.record.record_id().to_string(),
-                    });
-                }
-            }
-            Err(e) => faults.push(Fault::UnreadableRow {
+        match &row.recomputed {
+            Some(Ok(leaf)) if *leaf != row.leaf_hash => faults.push(Fault::AlteredRow {
                 seq,
                 block_id: block_id(),
                 leaf_index,
-                reason: e.to_string(),
+                record_id: row.record_id.to_string(),
             }),
+            Some(Err(reason)) => faults.push(Fault::UnreadableRow {
+                seq,
+                block_id: block_id(),
+                leaf_index,
+                reason: reason.clone(),
+            }),
+            _ => {}
         }
         if leaves.insert(leaf_index, row.leaf_hash).is_some() {
             faults.push(Fault::DuplicateRow {
