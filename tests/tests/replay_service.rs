@@ -1814,3 +1814,98 @@ async fn an_iam_user_with_a_long_path_is_answered_and_journaled() {
         .await;
     assert_eq!(access_page(&r).events[0].principal, who);
 }
+
+#[tokio::test]
+async fn metrics_are_read_by_both_roles_filtered_by_model_refused_on_bad_dates_and_journaled() {
+    let w = World::new(404, 900).await;
+    let date = w.start.date_string();
+    let rows = journal_core::metrics::refresh_day(w.svc.store(), w.svc.index(), TENANT, &date)
+        .await
+        .unwrap();
+    assert!(rows.len() >= 2, "{rows:#?}");
+    let decisions: u64 = rows.iter().map(|r| r.decisions).sum();
+    assert_eq!(
+        decisions,
+        w.mine().filter(|r| r["kind"] == "decision").count() as u64
+    );
+    let metrics = |from: &str, to: &str, model: Option<&str>| Operation::Metrics {
+        from: from.to_string(),
+        to: to.to_string(),
+        model_name: model.map(str::to_string),
+    };
+    let day_before = Timestamp::from_millis(w.start.millis() - 86_400_000)
+        .unwrap()
+        .date_string();
+
+    // Aggregates name no subject: operators read them as auditors do.
+    for who in [AUDITOR, OPERATOR] {
+        let r = w.ask(who, metrics(&day_before, &date, None)).await;
+        let Answer::Metrics(page) = &r.answer else {
+            panic!("{:?}", r.answer)
+        };
+        assert_eq!(page.rows, rows);
+        assert_eq!(page.missing_dates, std::slice::from_ref(&day_before));
+    }
+    let model = rows
+        .iter()
+        .find(|r| !r.is_unattributed())
+        .unwrap()
+        .model_name
+        .clone();
+    let r = w.ask(OPERATOR, metrics(&date, &date, Some(&model))).await;
+    let Answer::Metrics(page) = &r.answer else {
+        panic!("{:?}", r.answer)
+    };
+    let want: Vec<_> = rows
+        .iter()
+        .filter(|r| r.model_name == model)
+        .cloned()
+        .collect();
+    assert!(!want.is_empty() && want.len() < rows.len());
+    assert_eq!(page.rows, want);
+
+    for (from, to, says) in [
+        ("2026-02-30", "2026-03-01", "from"),
+        (date.as_str(), day_before.as_str(), "after"),
+        ("2026-01-01", "2027-12-31", "days"),
+    ] {
+        let r = w.ask(OPERATOR, metrics(from, to, None)).await;
+        let e = error(&r);
+        assert_eq!(e.code, "bad_request", "{e:?}");
+        assert!(e.message.contains(says), "{from}..{to}: {}", e.message);
+    }
+    let r = w.ask(STRANGER, metrics(&date, &date, None)).await;
+    assert_eq!(error(&r).code, "denied");
+
+    let log = w
+        .ask(
+            AUDITOR,
+            Operation::AccessLog {
+                range: TimeRange::default(),
+                limit: Some(100),
+                cursor: None,
+            },
+        )
+        .await;
+    let events: Vec<&AccessEvent> = access_page(&log)
+        .events
+        .iter()
+        .filter(|e| e.operation == "metrics")
+        .collect();
+    assert_eq!(events.len(), 7, "{events:#?}");
+    assert_eq!(
+        events.iter().map(|e| e.result.as_str()).collect::<Vec<_>>(),
+        [
+            "ok",
+            "ok",
+            "ok",
+            "bad_request",
+            "bad_request",
+            "bad_request",
+            "denied"
+        ]
+    );
+    assert_eq!(events[0].read_count, rows.len() as u64);
+    assert_eq!(events[2].read_count, want.len() as u64);
+    assert!(events.iter().all(|e| e.read.is_empty()));
+}

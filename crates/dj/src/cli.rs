@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use journal_core::timestamp::Timestamp;
 
-use crate::time_arg::parse_time;
+use crate::time_arg::{parse_day, parse_time};
 
 const AFTER_HELP: &str = "\
 Every read is a request to the replay function through the Lambda Invoke API, and the function
@@ -92,6 +92,8 @@ pub enum Command {
     WhatIf(WhatIfArgs),
     /// Show the access journal: who read what, when and why.
     Access(RangeArgs),
+    /// Daily metrics per model: decisions by label, confidence, review and override shares, outcome rates.
+    Metrics(MetricsArgs),
     /// Export a period for auditors: report.html, report.json, records.csv.
     Report(ReportArgs),
     /// Send records to the ingest queue (from a JSON Lines file, or generated).
@@ -177,6 +179,20 @@ pub struct WhatIfArgs {
     /// List every flip (a terminal shows the first 50 otherwise).
     #[arg(long)]
     pub all_flips: bool,
+}
+
+/// Days are UTC days the journal received the records (the metrics' partition dates).
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// First day (YYYY-MM-DD).
+    #[arg(long, value_parser = parse_day, value_name = "DATE")]
+    pub from: String,
+    /// Last day, included (at most 366 days in all) [default: --from].
+    #[arg(long, value_parser = parse_day, value_name = "DATE")]
+    pub to: Option<String>,
+    /// Only this model (every version).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +281,20 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn metrics_takes_days_and_the_last_defaults_to_the_first() {
+        let cli = Cli::try_parse_from(["dj", "metrics", "--from", "2026-03-01"]).unwrap();
+        match cli.command {
+            Command::Metrics(m) => {
+                assert_eq!((m.from.as_str(), m.to, m.model), ("2026-03-01", None, None))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["dj", "metrics"]).is_err());
+        assert!(Cli::try_parse_from(["dj", "metrics", "--from", "2026-03-01T00:00:00Z"]).is_err());
+        assert!(Cli::try_parse_from(["dj", "metrics", "--from", "2026-02-30"]).is_err());
     }
 
     #[test]

@@ -22,6 +22,14 @@ pub fn parse_time(text: &str) -> Result<Timestamp, String> {
     })
 }
 
+/// A day, `YYYY-MM-DD` (a clap value parser for the metrics' partition dates).
+pub fn parse_day(text: &str) -> Result<String, String> {
+    let trimmed = text.trim();
+    journal_core::metrics::parse_date("date", trimmed)
+        .map(|_| trimmed.to_string())
+        .map_err(|_| format!("`{text}` is not a day: expected YYYY-MM-DD (2026-03-15)"))
+}
+
 /// `YYYY-MM-DD` exactly (whether the day exists is left to the timestamp parser).
 fn is_date(text: &str) -> bool {
     let b = text.as_bytes();
@@ -90,6 +98,21 @@ mod tests {
             let err = parse_time(bad).unwrap_err();
             assert!(err.contains("RFC 3339"), "{bad}: {err}");
             assert!(err.contains(&format!("`{bad}`")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn days_are_calendar_dates_only() {
+        assert_eq!(parse_day(" 2026-03-01 ").unwrap(), "2026-03-01");
+        for bad in [
+            "2026-02-30",
+            "2026-3-1",
+            "2026-03-01T00:00:00Z",
+            "1999-12-31",
+            "",
+        ] {
+            let err = parse_day(bad).unwrap_err();
+            assert!(err.contains("YYYY-MM-DD"), "{bad}: {err}");
         }
     }
 

@@ -58,7 +58,7 @@ fn help_lists_every_command() {
     let (code, stdout, stderr) = run(dj().arg("--help"));
     assert_eq!(code, 0, "{stderr}");
     for command in [
-        "replay", "query", "verify", "what-if", "access", "report", "send",
+        "replay", "query", "verify", "what-if", "access", "metrics", "report", "send",
     ] {
         assert!(
             stdout.contains(&format!("  {command}")),
@@ -96,6 +96,14 @@ fn usage_errors_exit_2() {
         vec!["what-if", "--decision", "d"],
         vec!["replay", "X", "--from", "not-a-time"],
         vec!["verify", "--from", "2026-13-01"],
+        vec!["metrics", "--from", "2026-3-1"],
+        vec![
+            "metrics",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-01T12:00:00Z",
+        ],
         vec!["nonsense"],
     ] {
         let (code, _, stderr) = run(dj().args(&args));
@@ -115,6 +123,28 @@ fn usage_errors_exit_2() {
     ]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--from"), "{stderr}");
+    // Metrics ranges are checked before anything is sent.
+    for (from, to, says) in [
+        ("2026-03-02", "2026-03-01", "is after to"),
+        ("2026-01-01", "2027-01-02", "at most 366"),
+    ] {
+        let (code, _, stderr) = run(dj().args([
+            "metrics",
+            "--purpose",
+            "p",
+            "--tenant",
+            "t",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+        ]));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(!stderr.contains("127.0.0.1"), "nothing sent: {stderr}");
+    }
 }
 
 #[test]
@@ -511,6 +541,8 @@ fn report_fetches_verifies_journals_the_export_and_writes_three_files() {
                  "result": "ok"}]})),
             "export" => envelope(json!({"answer": "exported",
                                         "records": inv["request"]["records"]})),
+            "metrics" => envelope(json!({"answer": "metrics", "missing_dates": [],
+                "rows": [metrics_row("2026-03-01", "loan", 2)]})),
             other => panic!("unexpected op {other}"),
         };
         (200, vec![], body)
@@ -536,8 +568,17 @@ fn report_fetches_verifies_journals_the_export_and_writes_three_files() {
     }
 
     let ops: Vec<String> = fake.requests().iter().map(|(_, inv)| op(inv)).collect();
-    assert_eq!(ops, ["query_range", "verify", "access_log", "export"]);
-    let export = &fake.requests()[3].1["request"];
+    assert_eq!(
+        ops,
+        ["query_range", "verify", "metrics", "access_log", "export"]
+    );
+    let metrics = &fake.requests()[2].1["request"];
+    assert_eq!(
+        (&metrics["from"], &metrics["to"]),
+        (&json!("2026-03-01"), &json!("2026-03-31")),
+        "the period's days, the last one included"
+    );
+    let export = &fake.requests()[4].1["request"];
     assert_eq!(export["format"], "html+json+csv");
     assert_eq!(export["records"], 2);
     assert_eq!(export["from"], "2026-03-01T00:00:00.000Z");
@@ -551,14 +592,89 @@ fn report_fetches_verifies_journals_the_export_and_writes_three_files() {
     assert!(!html.contains("<img"), "no markup from the journal");
     assert!(html.contains("earlier look"));
     assert!(html.contains("Verified: the chain"));
+    assert!(html.contains("<h2>Daily metrics</h2>"));
+    assert!(html.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     let csv = std::fs::read_to_string(dir.join("records.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(json["summary"]["records"], 2);
-    assert_eq!(json["reads"].as_array().map(Vec::len), Some(4));
-    assert_eq!(json["reads"][3]["operation"], "export");
+    assert_eq!(json["reads"].as_array().map(Vec::len), Some(5));
+    assert_eq!(json["reads"][4]["operation"], "export");
+    assert_eq!(json["metrics"][0]["decisions"], 2);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn metrics_row(date: &str, model: &str, decisions: u64) -> Value {
+    json!({"tenant_id": "t", "date": date, "model_name": model,
+        "model_version": if model.is_empty() { "" } else { "3" },
+        "decisions": decisions, "decisions_by_label": {"approve": decisions},
+        "confidence_count": decisions, "confidence_mean": 0.8125, "confidence_p50": 0.8,
+        "confidence_p90": 0.9, "confidence_p99": 0.99, "reviews": 1, "overrides": 0,
+        "review_share": 0.5, "override_share": 0.0, "outcomes": 1,
+        "outcomes_by_label": {"repaid": 1}, "outcome_rate": 0.5,
+        "outcome_rate_by_label": {"repaid": 0.5}})
+}
+
+#[test]
+fn metrics_prints_a_row_per_day_and_model_and_names_the_days_without() {
+    let fake = Fake::start(|inv| {
+        assert_eq!(op(inv), "metrics");
+        let mut unattributed = metrics_row("2026-03-02", "", 0);
+        unattributed["decisions_by_label"] = json!({});
+        (
+            200,
+            vec![],
+            envelope(json!({"answer": "metrics",
+                "rows": [metrics_row("2026-03-01", "loan", 2), unattributed],
+                "missing_dates": ["2026-03-03", "2026-03-04", "2026-03-06"]})),
+        )
+    });
+    let (code, stdout, stderr) = run(dj()
+        .args([
+            "metrics",
+            "--from",
+            "2026-03-01",
+            "--to",
+            "2026-03-06",
+            "--model",
+            "loan",
+        ])
+        .args(local(&fake)));
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    for needle in [
+        "2026-03-01",
+        "loan",
+        "approve 100.0%",
+        "0.81",
+        "(unattributed)",
+        "1 (50.0%)",
+        "no metrics for 3 day(s): 2026-03-03..2026-03-04, 2026-03-06",
+        "2 row(s), 2026-03-01 to 2026-03-06",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
+    }
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0].1["request"];
+    assert_eq!(request["op"], "metrics");
+    assert_eq!(request["from"], "2026-03-01");
+    assert_eq!(request["to"], "2026-03-06");
+    assert_eq!(request["model_name"], "loan");
+
+    // One day by default; --json prints the answer as it came.
+    let (code, stdout, stderr) = run(dj()
+        .args(["metrics", "--from", "2026-03-01", "--json"])
+        .args(local(&fake)));
+    assert_eq!(code, 0, "{stderr}");
+    let raw: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(raw["answer"]["rows"][0]["decisions"], 2);
+    let request = &fake.requests()[1].1["request"];
+    assert_eq!(
+        (&request["from"], &request["to"]),
+        (&json!("2026-03-01"), &json!("2026-03-01"))
+    );
+    assert!(request.get("model_name").is_none());
 }
 
 #[test]

@@ -48,6 +48,15 @@ pub fn compacted_file_key(
     )
 }
 
+/// Prefix of the daily metrics read model (see [`crate::metrics`]).
+pub const METRICS_PREFIX: &str = "metrics/";
+
+/// Hive-style key of a tenant's metrics for one partition date (`YYYY-MM-DD`): one small
+/// Parquet file per day, replaced whenever the day is recomputed.
+pub fn metrics_key(tenant_id: &str, date: &str) -> String {
+    format!("{METRICS_PREFIX}tenant={tenant_id}/date={date}/metrics.parquet")
+}
+
 /// Prefix of every file of a tenant.
 pub fn tenant_prefix(tenant_id: &str) -> String {
     format!("{DECISIONS_PREFIX}tenant={tenant_id}/")
@@ -141,5 +150,9 @@ mod tests {
         assert!(key.starts_with(&tenant_prefix("bank_1")));
         assert!(block_sk(9) < block_sk(10));
         assert_eq!(timeline_sk(t, "d1"), "2026-03-15T07:05:00.000Z#d1");
+        assert_eq!(
+            metrics_key("bank_1", "2026-03-15"),
+            "metrics/tenant=bank_1/date=2026-03-15/metrics.parquet"
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! - [`columnar`]: the Arrow schema and Parquet codec.
 //! - [`compact`]: merging a partition's small files into large ones (planning so far).
 //! - [`layout`]: S3 keys and index keys.
+//! - [`metrics`]: the daily metrics read model (per tenant, day and model; Parquet).
 //! - [`ports`], [`ingest`]: storage traits and the crash-safe ingest pipeline built on them;
 //!   [`memory`]: in-process port implementations for unit tests.
 
@@ -21,6 +22,7 @@ pub mod integrity;
 pub mod keys;
 pub mod layout;
 pub mod memory;
+pub mod metrics;
 pub mod models;
 pub mod ports;
 pub mod record;

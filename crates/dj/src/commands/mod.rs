@@ -1,6 +1,7 @@
 //! One module per command; each returns the process exit code or a [`DjError`].
 
 pub mod access;
+pub mod metrics;
 pub mod paging;
 pub mod query;
 pub mod replay;
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<u8, DjError> {
         Command::Verify(args) => verify::run(&ctx, args).await,
         Command::WhatIf(args) => what_if::run(&ctx, args).await,
         Command::Access(args) => access::run(&ctx, args).await,
+        Command::Metrics(args) => metrics::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
         Command::Send(args) => send::run(&ctx, args).await,
     }

@@ -1,13 +1,15 @@
 //! `dj report`: an auditor export of a period.
 //!
 //! Fetches every record of the period (QueryRange pages, as the caller's role sees them), the
-//! verify report for the period and the access journal of the period; journals the export itself
-//! (`Export`, so the report can name that access too); then writes `report.html`, `report.json`
-//! and `records.csv` into `--out`. Exit 1 (files written) when verify found faults or a record's
-//! proof failed.
+//! verify report for the period, the daily metrics of the period's days and the access journal
+//! of the period; journals the export itself (`Export`, so the report can name that access too);
+//! then writes `report.html`, `report.json` and `records.csv` into `--out`. Exit 1 (files
+//! written) when verify found faults or a record's proof failed. Metrics that cannot be read
+//! are named in the report, which is written without them.
 
 use std::path::{Path, PathBuf};
 
+use journal_core::metrics::MAX_DAYS;
 use journal_core::replay::api::{Answer, Operation, Response, TimeRange};
 use journal_core::timestamp::Timestamp;
 use serde_json::Value;
@@ -16,7 +18,7 @@ use super::paging::{fetch_access, fetch_records, spinner};
 use super::{typed, wrong_answer, Ctx};
 use crate::cli::ReportArgs;
 use crate::error::DjError;
-use crate::invoke::{ReadContext, Reply};
+use crate::invoke::{ReadContext, ReplayClient, Reply};
 use crate::out;
 use crate::render::report::{Read, Report};
 use crate::render::{audit, csv, html};
@@ -24,6 +26,8 @@ use crate::time_arg;
 
 /// The export format as journaled.
 pub const FORMAT: &str = "html+json+csv";
+
+const MS_PER_DAY: i64 = 86_400_000;
 
 pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<u8, DjError> {
     let range = time_arg::range(Some(args.from), Some(args.to))?;
@@ -45,6 +49,11 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<u8, DjError> {
     if verify.answer_kind() != "verify" {
         return Err(wrong_answer(&verify, client.function(), "verify"));
     }
+
+    let progress = spinner("fetching daily metrics");
+    let metrics = fetch_metrics(&client, &range).await;
+    progress.finish_and_clear();
+    let (metrics, metrics_error) = metrics?;
 
     let progress = spinner("fetching access events");
     let access = fetch_access(&client, range, &progress).await;
@@ -74,10 +83,14 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<u8, DjError> {
         client.function(),
         range,
         Timestamp::now(),
-        &responses(&records.replies),
-        &verify.raw,
-        &responses(&access.replies),
+        Answers {
+            record_pages: &responses(&records.replies),
+            verify_raw: &verify.raw,
+            access_pages: &responses(&access.replies),
+            metrics_pages: &metrics,
+        },
     );
+    report.metrics_error = metrics_error;
     if let Some(id) = verify.raw.get("access_id").and_then(Value::as_str) {
         report.reads.push(Read {
             operation: "verify".into(),
@@ -114,6 +127,12 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<u8, DjError> {
             time_arg::describe(&range),
             report.tenant
         ));
+        if let Some(why) = &report.metrics_error {
+            out::line(
+                ctx.style
+                    .warn(&format!("daily metrics not included: {why}")),
+            );
+        }
         for p in &paths {
             out::line(p.display().to_string());
         }
@@ -128,6 +147,61 @@ pub async fn run(ctx: &Ctx, args: ReportArgs) -> Result<u8, DjError> {
         return Ok(crate::error::EXIT_NEGATIVE);
     }
     Ok(0)
+}
+
+/// The period's days as metrics ranges of at most [`MAX_DAYS`] days each: from the UTC day of
+/// `from` to the day of the period's last millisecond (metrics are per day received).
+pub fn metrics_ranges(period: &TimeRange) -> Vec<(String, String)> {
+    let (Some(from), Some(to)) = (period.from, period.to) else {
+        return Vec::new();
+    };
+    let date = |day: i64| {
+        Timestamp::from_millis(day * MS_PER_DAY)
+            .map(Timestamp::date_string)
+            .unwrap_or_default()
+    };
+    let first = from.millis().div_euclid(MS_PER_DAY);
+    let last = (to.millis() - 1).div_euclid(MS_PER_DAY);
+    let span = i64::try_from(MAX_DAYS).unwrap_or(366);
+    let mut ranges = Vec::new();
+    let mut start = first;
+    while start <= last {
+        let end = (start + span - 1).min(last);
+        ranges.push((date(start), date(end)));
+        start = end + 1;
+    }
+    ranges
+}
+
+/// The metrics answers for the period, or why they are missing. A refusal other than a denial
+/// (a function without metrics, an unreadable file) leaves the report without metrics rather
+/// than without everything; denials and failed invocations end the report as for every read.
+async fn fetch_metrics(
+    client: &ReplayClient,
+    period: &TimeRange,
+) -> Result<(Vec<Response>, Option<String>), DjError> {
+    let mut pages = Vec::new();
+    for (from, to) in metrics_ranges(period) {
+        let op = Operation::Metrics {
+            from,
+            to,
+            model_name: None,
+        };
+        match client.call(op).await {
+            Ok(reply) => match reply.response {
+                Ok(r) if matches!(r.answer, Answer::Metrics(_)) => pages.push(r),
+                _ => {
+                    let why = format!("unexpected answer `{}`", reply.answer_kind());
+                    return Ok((pages, Some(why)));
+                }
+            },
+            Err(DjError::Answer { code, message }) if code != "denied" => {
+                return Ok((pages, Some(format!("{code}: {message}"))))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((pages, None))
 }
 
 /// Writes the three files; returns their paths.
@@ -160,16 +234,28 @@ pub fn write_files(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, DjError>
     Ok(paths)
 }
 
+/// The function's answers a report is made of.
+pub struct Answers<'a> {
+    pub record_pages: &'a [Response],
+    pub verify_raw: &'a Value,
+    pub access_pages: &'a [Response],
+    pub metrics_pages: &'a [Response],
+}
+
 /// A report from answers already received (used by `run`, and by tests with hand-built ones).
 pub fn assemble(
     context: &ReadContext,
     function: &str,
     period: TimeRange,
     generated_at: Timestamp,
-    record_pages: &[Response],
-    verify_raw: &Value,
-    access_pages: &[Response],
+    answers: Answers<'_>,
 ) -> Report {
+    let Answers {
+        record_pages,
+        verify_raw,
+        access_pages,
+        metrics_pages,
+    } = answers;
     let mut report = Report {
         tenant: context.tenant.clone(),
         purpose: context.purpose.clone(),
@@ -182,9 +268,12 @@ pub fn assemble(
         records: Vec::new(),
         checkpoint: None,
         access_events: Vec::new(),
+        metrics: Vec::new(),
+        metrics_missing_dates: Vec::new(),
+        metrics_error: None,
         reads: Vec::new(),
     };
-    for r in record_pages.iter().chain(access_pages) {
+    for r in record_pages.iter().chain(access_pages).chain(metrics_pages) {
         report.principal = r.principal.clone();
         report.role = r.role;
         match &r.answer {
@@ -195,11 +284,18 @@ pub fn assemble(
                 }
             }
             Answer::Access(page) => report.access_events.extend(page.events.iter().cloned()),
+            Answer::Metrics(page) => {
+                report.metrics.extend(page.rows.iter().cloned());
+                report
+                    .metrics_missing_dates
+                    .extend(page.missing_dates.iter().cloned());
+            }
             _ => {}
         }
         report.reads.push(Read {
             operation: match r.answer {
                 Answer::Records(_) => "query_range".into(),
+                Answer::Metrics(_) => "metrics".into(),
                 _ => "access_log".into(),
             },
             access_id: r.access_id.clone(),
@@ -264,6 +360,27 @@ mod tests {
                        "records_checked": 2, "head_seq": 4, "covered_seq": 4,
                        "faults": [{"kind": "altered_row",
                                    "message": "block 4 leaf 1 <changed>", "seq": 4}]}});
+        let metrics = response(json!({
+            "principal": "arn:aws:iam::1:role/Auditor",
+            "role": "auditor",
+            "access_id": "acc-4",
+            "answer": {"answer": "metrics", "rows": [
+                {"tenant_id": "bank_456", "date": "2026-03-01", "model_name": "loan<scorecard>",
+                 "model_version": "3", "decisions": 2,
+                 "decisions_by_label": {"approve, \"fast\"": 1, "decline": 1},
+                 "confidence_count": 2, "confidence_mean": 0.53125, "confidence_p50": 0.25,
+                 "confidence_p90": 0.8125, "confidence_p99": 0.8125, "reviews": 1,
+                 "overrides": 1, "review_share": 0.5, "override_share": 1.0, "outcomes": 0,
+                 "outcomes_by_label": {}, "outcome_rate": 0.0, "outcome_rate_by_label": {}},
+                {"tenant_id": "bank_456", "date": "2026-03-02", "model_name": "",
+                 "model_version": "", "decisions": 0, "decisions_by_label": {},
+                 "confidence_count": 0, "confidence_mean": null, "confidence_p50": null,
+                 "confidence_p90": null, "confidence_p99": null, "reviews": 0, "overrides": 0,
+                 "review_share": null, "override_share": null, "outcomes": 3,
+                 "outcomes_by_label": {"repaid": 3}, "outcome_rate": null,
+                 "outcome_rate_by_label": {}}
+            ], "missing_dates": ["2026-03-03", "2026-03-04"]}
+        }));
         let context = ReadContext {
             tenant: "bank_456".into(),
             purpose: "audit Q1 <2026>".into(),
@@ -278,9 +395,12 @@ mod tests {
             "replay",
             period,
             Timestamp::parse("2026-04-02T09:00:00Z").unwrap(),
-            &[records],
-            &verify,
-            &[access],
+            Answers {
+                record_pages: &[records],
+                verify_raw: &verify,
+                access_pages: &[access],
+                metrics_pages: &[metrics],
+            },
         )
     }
 
@@ -323,6 +443,46 @@ mod tests {
         assert!(html.contains("all decisions</th><td class=\"num\">2</td>"));
         // The failing record is marked.
         assert!(html.contains("<tr class=\"bad\"><td class=\"mono\">d-2</td>"));
+        // Daily metrics: a chart drawn inline, a row per day and model, the days without.
+        let metrics = &html[html.find("<section id=\"metrics\">").unwrap()..];
+        let metrics = &metrics[..metrics.find("</section>").unwrap()];
+        assert!(metrics.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        assert_eq!(
+            metrics.matches("<rect ").count(),
+            1,
+            "one model made decisions"
+        );
+        assert!(metrics.contains("<td>2026-03-01</td><td>loan&lt;scorecard&gt;</td><td>3</td>"));
+        assert!(metrics.contains("(unattributed)"));
+        assert!(metrics.contains("approve, &quot;fast&quot; 50.0%"));
+        assert!(metrics.contains("2026-03-03..2026-03-04"));
+        assert!(!html.contains("<script"), "no scripts");
+    }
+
+    #[test]
+    fn metrics_ranges_cover_the_periods_days_in_spans_of_at_most_366() {
+        let t = |s: &str| Some(Timestamp::parse(s).unwrap());
+        let range = |from: &str, to: &str| TimeRange {
+            from: t(from),
+            to: t(to),
+        };
+        assert_eq!(
+            metrics_ranges(&range("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")),
+            [("2026-03-01".to_string(), "2026-03-31".to_string())]
+        );
+        assert_eq!(
+            metrics_ranges(&range("2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z")),
+            [("2026-03-01".to_string(), "2026-03-01".to_string())]
+        );
+        let long = metrics_ranges(&range("2024-01-01T00:00:00Z", "2026-01-01T00:00:00Z"));
+        assert_eq!(
+            long,
+            [
+                ("2024-01-01".to_string(), "2024-12-31".to_string()),
+                ("2025-01-01".to_string(), "2025-12-31".to_string())
+            ]
+        );
+        assert!(metrics_ranges(&TimeRange::default()).is_empty());
     }
 
     #[test]

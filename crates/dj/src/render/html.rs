@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use journal_core::replay::api::AccessEvent;
 
-use super::audit;
 use super::report::Report;
 use super::rows::RecordRow;
+use super::{audit, metrics};
 use crate::time_arg::describe;
 
 /// Escapes text for element content and quoted attribute values.
@@ -33,7 +33,11 @@ dl.meta{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem}dl.me
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}
 th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}code,.mono{font-family:ui-monospace,monospace;font-size:.8rem}
 .ok{color:#0a6b2b;font-weight:700}.bad{color:#b00020;font-weight:700}.muted{color:#666}
-tr.bad td{background:#fdecee}";
+tr.bad td{background:#fdecee}
+ul.legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3rem 1.2rem;font-size:.85rem}
+.swatch{display:inline-block;width:.8rem;height:.8rem;margin-right:.35rem;vertical-align:-.1rem}
+.line{display:inline-block;width:1.2rem;border-top:2px solid #1b1b1b;margin-right:.35rem;vertical-align:.25rem}
+svg.chart{max-width:100%;height:auto;font-family:inherit}";
 
 fn cell(text: &str) -> String {
     format!("<td>{}</td>", escape(text))
@@ -177,6 +181,8 @@ pub fn render(report: &Report) -> String {
     }
     h.push_str("</section>\n");
 
+    h.push_str(&metrics_section(report));
+
     // Records.
     let _ = writeln!(
         h,
@@ -206,6 +212,104 @@ pub fn render(report: &Report) -> String {
         );
     }
     h.push_str("</ul>\n</footer>\n</body>\n</html>\n");
+    h
+}
+
+/// Daily metrics: the chart, the legend, a row per day and model, and the days without.
+fn metrics_section(report: &Report) -> String {
+    let dates = report.metrics_dates();
+    let mut h = String::from("<section id=\"metrics\">\n<h2>Daily metrics</h2>\n");
+    let _ = writeln!(
+        h,
+        "<p class=\"muted\">Per UTC day the journal received the records{}, from the metrics \
+         read model; outcomes and reviews count under the model of the decision they name, on \
+         the day they arrived.</p>",
+        match (dates.first(), dates.last()) {
+            (Some(first), Some(last)) => format!(": {} to {}", escape(first), escape(last)),
+            _ => String::new(),
+        }
+    );
+    if let Some(why) = &report.metrics_error {
+        let _ = writeln!(
+            h,
+            "<p class=\"bad\">Metrics could not be read: {}</p>",
+            escape(why)
+        );
+    }
+    if report.metrics.is_empty() {
+        if report.metrics_error.is_none() {
+            h.push_str("<p class=\"muted\">No metrics for these days.</p>\n");
+        }
+    } else {
+        let series = metrics::series(&report.metrics);
+        if !series.is_empty() {
+            h.push_str(&metrics::chart_svg(&dates, &report.metrics, &series));
+            h.push_str("<ul class=\"legend\">\n");
+            for s in &series {
+                let _ = writeln!(
+                    h,
+                    "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
+                    s.color,
+                    escape(&s.label)
+                );
+            }
+            h.push_str(
+                "<li><span class=\"line\"></span>mean confidence, all models (right axis)</li>\n</ul>\n",
+            );
+        }
+        h.push_str("<table>\n");
+        h.push_str(&header_row(&[
+            "date",
+            "model",
+            "version",
+            "decisions",
+            "labels",
+            "mean confidence",
+            "p50",
+            "p90",
+            "p99",
+            "reviews",
+            "review share",
+            "overrides",
+            "override share",
+            "outcomes",
+            "outcome rate",
+            "outcome labels",
+        ]));
+        h.push('\n');
+        for r in &report.metrics {
+            let _ = writeln!(
+                h,
+                "<tr>{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}{}</tr>",
+                cell(&r.date),
+                cell(&metrics::model(r)),
+                cell(&r.model_version),
+                num(&r.decisions.to_string()),
+                cell(&metrics::top_labels(&r.decisions_by_label, r.decisions, 5)),
+                num(&metrics::confidence(r.confidence_mean)),
+                num(&metrics::confidence(r.confidence_p50)),
+                num(&metrics::confidence(r.confidence_p90)),
+                num(&metrics::confidence(r.confidence_p99)),
+                num(&r.reviews.to_string()),
+                num(&metrics::percent(r.review_share)),
+                num(&r.overrides.to_string()),
+                num(&metrics::percent(r.override_share)),
+                num(&r.outcomes.to_string()),
+                num(&metrics::percent(r.outcome_rate)),
+                cell(&metrics::top_labels(&r.outcomes_by_label, r.outcomes, 5)),
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    if !report.metrics_missing_dates.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p class=\"muted\">No metrics for {} day(s): {} (nothing received, or not computed yet).</p>",
+            report.metrics_missing_dates.len(),
+            escape(&metrics::date_runs(&report.metrics_missing_dates))
+        );
+    }
+    h.push_str("</section>\n");
     h
 }
 

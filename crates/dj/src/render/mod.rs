@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod csv;
 pub mod html;
+pub mod metrics;
 pub mod report;
 pub mod rows;
 pub mod table;

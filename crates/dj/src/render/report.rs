@@ -2,6 +2,7 @@
 //! `report.json`, `report.html` and `records.csv`.
 
 use journal_core::access::Role;
+use journal_core::metrics::ModelDayMetrics;
 use journal_core::replay::api::{AccessEvent, CheckpointCoverage, RecordView, TimeRange};
 use journal_core::timestamp::Timestamp;
 use serde::Serialize;
@@ -33,6 +34,14 @@ pub struct Report {
     pub records: Vec<RecordView>,
     pub checkpoint: Option<CheckpointCoverage>,
     pub access_events: Vec<AccessEvent>,
+    /// Daily metrics of the period's days (UTC days received; the period itself is by
+    /// occurred_at), by date and model.
+    pub metrics: Vec<ModelDayMetrics>,
+    /// Days of the period without a metrics file.
+    pub metrics_missing_dates: Vec<String>,
+    /// Why the metrics could not be read; the report is written without them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_error: Option<String>,
     /// The requests that made this report, each journaled.
     pub reads: Vec<Read>,
 }
@@ -59,6 +68,19 @@ pub struct Summary {
 }
 
 impl Report {
+    /// Every day the metrics cover, in order (those with rows and those without).
+    pub fn metrics_dates(&self) -> Vec<String> {
+        let mut dates: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|r| r.date.clone())
+            .chain(self.metrics_missing_dates.iter().cloned())
+            .collect();
+        dates.sort();
+        dates.dedup();
+        dates
+    }
+
     pub fn rows(&self) -> Vec<RecordRow> {
         self.records.iter().map(RecordRow::from_view).collect()
     }

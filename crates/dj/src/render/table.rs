@@ -2,9 +2,11 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Color, ContentArrangement, Table};
+use journal_core::metrics::ModelDayMetrics;
 use journal_core::replay::api::AccessEvent;
 
 use super::audit::Fault;
+use super::metrics::{confidence, model, percent, top_labels};
 use super::rows::RecordRow;
 use crate::style::Style;
 
@@ -62,6 +64,41 @@ pub fn records(rows: &[RecordRow], style: Style) -> Table {
             number_cell(&r.confidence),
             Cell::new(short(&r.subject_ref, 16)),
             verdict_cell(&r.verified_text(), r.verified, style),
+        ]);
+    }
+    t
+}
+
+/// One row per day and model version.
+pub fn metrics(rows: &[ModelDayMetrics]) -> Table {
+    let mut t = new_table(&[
+        "date",
+        "model",
+        "version",
+        "decisions",
+        "top labels",
+        "mean conf",
+        "p50",
+        "p90",
+        "p99",
+        "reviewed",
+        "overridden",
+        "outcomes",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            Cell::new(&r.date),
+            Cell::new(model(r)),
+            Cell::new(&r.model_version),
+            number_cell(r.decisions),
+            Cell::new(top_labels(&r.decisions_by_label, r.decisions, 3)),
+            number_cell(confidence(r.confidence_mean)),
+            number_cell(confidence(r.confidence_p50)),
+            number_cell(confidence(r.confidence_p90)),
+            number_cell(confidence(r.confidence_p99)),
+            number_cell(format!("{} ({})", r.reviews, percent(r.review_share))),
+            number_cell(format!("{} ({})", r.overrides, percent(r.override_share))),
+            number_cell(format!("{} ({})", r.outcomes, percent(r.outcome_rate))),
         ]);
     }
     t

@@ -22,7 +22,7 @@ pub struct AccessEvent {
     pub role: Option<Role>,
     pub purpose: String,
     /// `lookup`, `query_subject`, `query_model`, `query_range`, `verify`, `reexecute`,
-    /// `what_if`, `access_log`, `export`.
+    /// `what_if`, `access_log`, `metrics`, `export`.
     pub operation: String,
     /// The request's parameters; a raw subject id appears only as its reference.
     pub target: Map<String, Value>,

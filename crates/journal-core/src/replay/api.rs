@@ -11,6 +11,7 @@ use super::audit::AuditReport;
 use super::lookup::{ArchivedNotice, Proof};
 pub use crate::access::AccessEvent;
 use crate::access::{Redaction, Role};
+use crate::metrics::ModelDayMetrics;
 use crate::models::{Comparison, Evaluation};
 use crate::record::Output;
 use crate::timestamp::Timestamp;
@@ -147,6 +148,14 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cursor: Option<String>,
     },
+    /// The daily metrics read model (aggregates only, no records) for the partition dates
+    /// `from` to `to`, both included (`YYYY-MM-DD`, at most 366 days), optionally of one model.
+    Metrics {
+        from: String,
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model_name: Option<String>,
+    },
     /// Records an export made by a client from answers it already received (the `dj report`
     /// files), so exports are journaled like reads.
     Export {
@@ -169,6 +178,7 @@ impl Operation {
             Operation::Reexecute { .. } => "reexecute",
             Operation::WhatIf { .. } => "what_if",
             Operation::AccessLog { .. } => "access_log",
+            Operation::Metrics { .. } => "metrics",
             Operation::Export { .. } => "export",
         }
     }
@@ -194,6 +204,7 @@ pub enum Answer {
     Reexecution(Box<Reexecution>),
     WhatIf(WhatIfPage),
     Access(AccessPage),
+    Metrics(MetricsPage),
     Exported {
         records: u64,
     },
@@ -311,6 +322,14 @@ pub struct Flip {
     pub original: String,
     pub new: String,
     pub score: Option<f64>,
+}
+
+/// Daily metrics rows (see [`crate::metrics`] for every definition), by date, then model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricsPage {
+    pub rows: Vec<ModelDayMetrics>,
+    /// Dates of the range that have no metrics (nothing received, or not computed yet).
+    pub missing_dates: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use super::api::{
-    AccessPage, Answer, CheckpointCoverage, ErrorAnswer, Operation, RecordsPage, Request, Response,
-    TimeRange, DEFAULT_PAGE, MAX_PAGE, MAX_PURPOSE_CHARS,
+    AccessPage, Answer, CheckpointCoverage, ErrorAnswer, MetricsPage, Operation, RecordsPage,
+    Request, Response, TimeRange, DEFAULT_PAGE, MAX_PAGE, MAX_PURPOSE_CHARS,
 };
 use super::audit::{verify_scope, AuditError, VerifyScope};
 use super::lookup::{Finder, Lookup, LookupError, RowReader};
@@ -17,6 +17,7 @@ use crate::access::{AccessEvent, AccessPolicy, Role, MAX_LISTED_READS};
 use crate::checkpoint::{CheckpointPolicy, CheckpointStore, CheckpointWitness, WitnessCache};
 use crate::ingest::{Ingest, IngestConfig, Message};
 use crate::keys::MasterKey;
+use crate::metrics::read_days;
 use crate::ports::{
     JournalIndex, PortError, RangedObjectStore, RejectSink, RejectedMessage, SubjectKeyStore,
 };
@@ -361,6 +362,11 @@ where
                 self.access_log(role, tenant, range, *limit, cursor.as_deref(), now)
                     .await
             }
+            Operation::Metrics {
+                from,
+                to,
+                model_name,
+            } => self.metrics(tenant, from, to, model_name.as_deref()).await,
             Operation::Export { records, .. } => Ok(Done {
                 answer: Answer::Exported { records: *records },
                 read: Vec::new(),
@@ -496,6 +502,39 @@ where
             }),
             read,
         ))
+    }
+
+    /// Aggregates from the metrics files, readable by both roles (they name no subject);
+    /// journaled like every read, with the number of rows returned as `read_count`.
+    async fn metrics(
+        &self,
+        tenant: &str,
+        from: &str,
+        to: &str,
+        model_name: Option<&str>,
+    ) -> Result<Done, Failure> {
+        let (mut rows, missing_dates) =
+            read_days(self.store(), tenant, from, to)
+                .await
+                .map_err(|e| {
+                    if e.is_bad_request() {
+                        Failure::bad_request(e.to_string())
+                    } else {
+                        Failure::unavailable(e.to_string())
+                    }
+                })?;
+        if let Some(name) = model_name {
+            rows.retain(|r| r.model_name == name);
+        }
+        let read_count = rows.len() as u64;
+        Ok(Done {
+            answer: Answer::Metrics(MetricsPage {
+                rows,
+                missing_dates,
+            }),
+            read: Vec::new(),
+            read_count,
+        })
     }
 
     async fn access_log(
