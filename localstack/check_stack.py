@@ -14,10 +14,12 @@ through the ingest queue (consumed), one KMS data key.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as dt
 import json
 import string
 import sys
+import urllib.parse
 import uuid
 
 import boto3
@@ -186,6 +188,51 @@ def check_kms(kms, key_id: str, alias: str | None) -> None:
               kms.decrypt(CiphertextBlob=dk2["CiphertextBlob"])["Plaintext"] == dk2["Plaintext"])
 
 
+def policy_document(doc):
+    """AWS returns a policy URL-encoded JSON (boto3 decodes it); moto's CloudFormation stores
+    the Python repr of the template's mapping."""
+    if not isinstance(doc, str):
+        return doc
+    try:
+        return json.loads(urllib.parse.unquote(doc))
+    except json.JSONDecodeError:
+        return ast.literal_eval(doc)
+
+
+@guarded("scheduler")
+def check_schedule(session, name: str) -> None:
+    sched = session.client("scheduler").get_schedule(Name=name)
+    target = sched["Target"]
+    check("compact schedule exists", True, f"{name}: {sched['ScheduleExpression']}")
+    check("compact schedule enabled", sched.get("State") == "ENABLED", sched.get("State", ""))
+    check("compact schedule input is the compact task",
+          json.loads(target.get("Input") or "null") == {"task": "compact"}, target.get("Input", ""))
+    check("compact schedule targets a Lambda function", ":lambda:" in target["Arn"], target["Arn"])
+    retry = target.get("RetryPolicy") or {}
+    check("compact schedule retries", retry.get("MaximumRetryAttempts", 0) >= 1, str(retry))
+    role = target["RoleArn"].rsplit("/", 1)[-1]
+    iam = session.client("iam")
+    trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    if isinstance(trust, str):
+        trust = json.loads(trust)
+    principals = [st.get("Principal", {}).get("Service") for st in trust.get("Statement", [])]
+    check("scheduler role trusts scheduler.amazonaws.com only", principals == ["scheduler.amazonaws.com"],
+          str(principals))
+    actions = set()
+    resources = set()
+    for pname in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = policy_document(iam.get_role_policy(RoleName=role, PolicyName=pname)["PolicyDocument"])
+        for st in doc.get("Statement", []):
+            acts = st.get("Action")
+            actions.update([acts] if isinstance(acts, str) else acts)
+            res = st.get("Resource")
+            resources.update([res] if isinstance(res, str) else res)
+    check("scheduler role may only invoke the compact function",
+          actions == {"lambda:InvokeFunction"}
+          and all(r.startswith(target["Arn"]) for r in resources),
+          f"{sorted(actions)} on {sorted(resources)}")
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--outputs", required=True, help="outputs JSON file from deploy.py, or - for stdin")
@@ -208,6 +255,8 @@ def main(argv: list[str]) -> int:
         check_secret(session.client("secretsmanager"), out["SecretArn"])
     if out.get("SubjectKeyId"):
         check_kms(session.client("kms"), out["SubjectKeyId"], out.get("SubjectKeyAlias"))
+    if out.get("CompactScheduleName"):
+        check_schedule(session, out["CompactScheduleName"])
     print(f"{'OK' if not failures else 'FAILED'}: {failures} failure(s)")
     return 1 if failures else 0
 

@@ -268,6 +268,9 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
         elif rtype == "AWS::SecretsManager::Secret" and logical not in physical:
             refs[logical] = fix_secret(session.client("secretsmanager"), stack["StackName"], logical,
                                        props, params)
+        elif (rtype == "AWS::Scheduler::Schedule" and logical not in physical
+              and condition_holds(template, res.get("Condition"), params)):
+            refs[logical] = fix_schedule(session, props, params, physical)
 
     for key, out in (template.get("Outputs") or {}).items():
         value = out.get("Value")
@@ -277,6 +280,61 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
         if isinstance(get_att, list) and get_att[1:] == ["Arn"] and get_att[0] in arns:
             outputs[key] = arns[get_att[0]]
     return outputs
+
+
+def condition_holds(template: dict, name: str | None, params: dict[str, str]) -> bool:
+    """Evaluates a template condition built from Fn::Not, Fn::Equals, Fn::And, Fn::Or and Ref."""
+    if name is None:
+        return True
+
+    def ev(node):
+        if isinstance(node, dict) and "Ref" in node:
+            return params[node["Ref"]]
+        if isinstance(node, dict) and "Condition" in node:
+            return ev(template["Conditions"][node["Condition"]])
+        if isinstance(node, dict) and len(node) == 1:
+            (fn, args), = node.items()
+            if fn == "Fn::Not":
+                return not ev(args[0])
+            if fn == "Fn::Equals":
+                return ev(args[0]) == ev(args[1])
+            if fn == "Fn::And":
+                return all(ev(a) for a in args)
+            if fn == "Fn::Or":
+                return any(ev(a) for a in args)
+        if isinstance(node, str):
+            return node
+        raise KeyError(f"condition form {node!r}")
+
+    return bool(ev(template["Conditions"][name]))
+
+
+def fix_schedule(session, props: dict, params: dict[str, str], physical: dict[str, str]) -> str:
+    """moto's CloudFormation reports an AWS::Scheduler::Schedule created but never creates it."""
+    target = dict(props["Target"])
+    role = target["RoleArn"]
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        role_name = physical[role["Fn::GetAtt"][0]]
+        target["RoleArn"] = session.client("iam").get_role(RoleName=role_name)["Role"]["Arn"]
+    target["Arn"] = resolve_sub(target["Arn"], params)
+    name = resolve_sub(props["Name"], params)
+    scheduler = session.client("scheduler")
+    args = {
+        "Name": name,
+        "ScheduleExpression": resolve_sub(props["ScheduleExpression"], params),
+        "FlexibleTimeWindow": props["FlexibleTimeWindow"],
+        "State": props.get("State", "ENABLED"),
+        "Description": props.get("Description", ""),
+        "Target": target,
+    }
+    try:
+        scheduler.create_schedule(**args)
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") != "ConflictException":
+            raise
+        scheduler.update_schedule(**args)
+    log(f"moto fixup: created schedule {name} (moto's CloudFormation skips AWS::Scheduler::Schedule)")
+    return name
 
 
 def fix_kms_key(kms, key_id: str, props: dict) -> tuple[str, str] | None:

@@ -60,10 +60,27 @@ pub struct TestJournal {
 impl TestJournal {
     /// Deploys a fresh stack and builds the ingest service against it.
     pub async fn new(test: &str, claim_lease_seconds: i64) -> Result<Self> {
+        Self::with_params(test, claim_lease_seconds, |_| Vec::new()).await
+    }
+
+    /// As [`TestJournal::new`], with template parameters computed from the stack's prefix.
+    pub async fn with_params(
+        test: &str,
+        claim_lease_seconds: i64,
+        params: impl FnOnce(&str) -> Vec<(String, String)>,
+    ) -> Result<Self> {
         require_endpoint()?;
         init_tracing();
         let prefix = unique_prefix(test);
-        let stack = tokio::task::spawn_blocking(move || Stack::deploy(&prefix)).await??;
+        let params = params(&prefix);
+        let stack = tokio::task::spawn_blocking(move || {
+            let params: Vec<(&str, &str)> = params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            Stack::deploy_with(&prefix, &params)
+        })
+        .await??;
         let clients = AwsClients::from_env().await;
         let env: HashMap<String, String> = [
             ("DJ_TABLE", stack.output("TableName")?),

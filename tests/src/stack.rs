@@ -48,12 +48,19 @@ impl Stack {
 
     /// Creates the stack and waits for it; fails with deploy.py's report if it does not complete.
     pub fn deploy(prefix: &str) -> Result<Self> {
+        Self::deploy_with(prefix, &[])
+    }
+
+    /// As [`Stack::deploy`], with template parameters besides `Prefix`.
+    pub fn deploy_with(prefix: &str, params: &[(&str, &str)]) -> Result<Self> {
         let name = format!("{prefix}-stack");
-        let out = Command::new(python()?)
-            .arg(repo_root().join("localstack/deploy.py"))
-            .args(["--stack", &name, "--prefix", prefix])
-            .output()
-            .context("running localstack/deploy.py")?;
+        let mut cmd = Command::new(python()?);
+        cmd.arg(repo_root().join("localstack/deploy.py"))
+            .args(["--stack", &name, "--prefix", prefix]);
+        for (k, v) in params {
+            cmd.arg("--param").arg(format!("{k}={v}"));
+        }
+        let out = cmd.output().context("running localstack/deploy.py")?;
         if !out.status.success() {
             bail!(
                 "deploying stack {name} failed:\n{}",
