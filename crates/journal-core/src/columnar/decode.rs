@@ -72,24 +72,15 @@ pub fn decode_row_group(bytes: Bytes, row_group: usize) -> Result<Vec<JournalRow
 
 /// The row groups of a journal file, decoded one at a time: memory holds the file's bytes and
 /// one row group, never the whole file decoded.
-pub struct RowGroups {
-    bytes: Bytes,
-    meta: ArrowReaderMetadata,
-    next: usize,
-}
+pub struct RowGroups(LazyRowGroups);
 
 impl RowGroups {
     pub fn new(bytes: Bytes) -> Result<Self, CodecError> {
-        let meta = load_metadata(&bytes)?;
-        Ok(Self {
-            bytes,
-            meta,
-            next: 0,
-        })
+        LazyRowGroups::new(bytes).map(Self)
     }
 
     pub fn row_group_count(&self) -> usize {
-        self.meta.metadata().num_row_groups()
+        self.0.row_group_count()
     }
 }
 
@@ -97,13 +88,7 @@ impl Iterator for RowGroups {
     type Item = Result<Vec<JournalRow>, CodecError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.next >= self.row_group_count() {
-            return None;
-        }
-        let mut rows = Vec::new();
-        let read = read_row_group(&self.bytes, &self.meta, self.next, &mut rows);
-        self.next += 1;
-        Some(read.map(|()| rows))
+        self.0.next().map(|group| group?.rows())
     }
 }
 

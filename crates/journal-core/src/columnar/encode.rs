@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::{
     arrow_schema, col, output_struct_fields, outputs_item_field, CodecError, JournalRow,
     RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, DICTIONARY_COLUMNS, FORMAT_VERSION,
-    FORMAT_VERSION_KEY,
+    FORMAT_VERSION_KEY, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical;
 use crate::record::{ActionType, Llm, Output, Record, Step, Verdict};
@@ -84,6 +84,10 @@ pub fn writer_properties(
         .set_bloom_filter_for_dictionary_encoded_chunks(true);
     for name in DICTIONARY_COLUMNS {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), true);
+    }
+    for name in UNCOMPRESSED_COLUMNS {
+        builder =
+            builder.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
     }
     let bloom = bloom_properties(cfg)?;
     for name in BLOOM_FILTER_COLUMNS {

@@ -191,6 +191,12 @@ pub(crate) const DICTIONARY_COLUMNS: &[&str] = &[
     col::BLOCK_ID,
 ];
 
+/// Binary columns of random bytes (salts, leaf hashes, AES-GCM ciphertext: about two thirds of
+/// a record's stored bytes) written uncompressed: ZSTD cannot shrink them and only spends time
+/// searching them, at ingest and again at compaction. (`features_hmac` is hex text: ZSTD halves
+/// it.)
+pub const UNCOMPRESSED_COLUMNS: &[&str] = &[col::SALT, col::LEAF_HASH, col::FEATURES_SEALED];
+
 /// Columns with a Parquet bloom filter (point lookups by id and by subject).
 pub const BLOOM_FILTER_COLUMNS: &[&str] = &[col::RECORD_ID, col::SUBJECT_REF];
 

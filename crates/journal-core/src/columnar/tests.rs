@@ -609,10 +609,14 @@ fn writer_properties_are_applied_to_the_file() {
         let page_index = meta.page_index_for_row_group(rg_index);
         for (c, chunk) in rg.columns().iter().enumerate() {
             let path = chunk.column_path().string();
-            assert!(
-                matches!(chunk.compression(), Compression::ZSTD(_)),
-                "{path}"
-            );
+            if UNCOMPRESSED_COLUMNS.contains(&path.as_str()) {
+                assert_eq!(chunk.compression(), Compression::UNCOMPRESSED, "{path}");
+            } else {
+                assert!(
+                    matches!(chunk.compression(), Compression::ZSTD(_)),
+                    "{path}"
+                );
+            }
             assert!(chunk.column_index_offset().is_some(), "{path}");
             assert!(chunk.offset_index_offset().is_some(), "{path}");
             assert!(page_index.offset_index(c).is_some(), "{path}");
@@ -691,10 +695,14 @@ fn writer_properties_reflect_the_config() {
     assert_eq!(props.max_row_group_row_count(), Some(1_000));
     assert_eq!(props.data_page_row_count_limit(), 100);
     assert!(props.write_batch_size() <= 100);
-    match props.compression(&path(col::LEAF_HASH)) {
+    match props.compression(&path(col::RECORD_ID)) {
         Compression::ZSTD(level) => assert_eq!(level.compression_level(), 9),
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        props.compression(&path(col::FEATURES_SEALED)),
+        Compression::UNCOMPRESSED
+    );
     let bloom = props
         .bloom_filter_properties(&path(col::SUBJECT_REF))
         .unwrap();
