@@ -103,14 +103,7 @@ fn one_round(o: &Options) -> Round {
     let planned = plan(&entries, journal.now, &config.plan);
     let started = Instant::now();
     for out in &planned.outputs {
-        block_on(merge(
-            store,
-            index,
-            out,
-            &config.writer,
-            config.verify_every,
-        ))
-        .expect("merge");
+        block_on(merge(store, index, out, &config.writer)).expect("merge");
     }
     let merge_seconds = started.elapsed().as_secs_f64();
 

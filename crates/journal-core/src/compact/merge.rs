@@ -12,7 +12,7 @@ use super::plan::OutputPlan;
 use crate::columnar::{
     col, CodecError, JournalFileWriter, LazyRowGroups, RowPosition, WriterConfig,
 };
-use crate::integrity::{leaf_hash, verify_block_leaves, BlockHeader, Fault, Hash32, StoredLeaf};
+use crate::integrity::{verify_block_leaves, BlockHeader, Fault, Hash32, StoredLeaf};
 use crate::layout;
 use crate::ports::{JournalIndex, ObjectStore, PortError};
 
@@ -65,17 +65,27 @@ pub fn output_key(plan: &OutputPlan) -> String {
     )
 }
 
+/// An output as written, not yet checked: only [`verify_output`] of the bytes as stored makes
+/// it a [`MergedFile`] anything may point at.
+#[derive(Clone, Debug)]
+pub struct WrittenFile {
+    pub file_key: String,
+    pub bytes: Bytes,
+    /// The chained headers of the blocks it holds, by seq.
+    pub blocks: Vec<BlockHeader>,
+}
+
 /// Reads the plan's inputs in order and copies their rows, unchanged (leaf hashes, salts, block
 /// ids and leaf indexes as they are), into one file, Arrow batch by Arrow batch without
-/// decoding a record; reads it back and checks every block in it against the chain (see
-/// [`verify_output`]). Memory holds one input file, one row group and the output.
+/// decoding a record, and finds the chained header of every block in it. Memory holds one
+/// input file, one row group and the output. The caller stores the file and checks it as read
+/// back ([`verify_output`]): checking the in-memory copy as well would only repeat that.
 pub async fn merge<S: ObjectStore, I: JournalIndex>(
     store: &S,
     index: &I,
     plan: &OutputPlan,
     cfg: &WriterConfig,
-    verify_every: usize,
-) -> Result<MergedFile, MergeError> {
+) -> Result<WrittenFile, MergeError> {
     let file_key = output_key(plan);
     let mut writer =
         JournalFileWriter::new(Vec::new(), cfg, &[]).map_err(|source| codec(&file_key, source))?;
@@ -121,9 +131,12 @@ pub async fn merge<S: ObjectStore, I: JournalIndex>(
     let (bytes, _) = writer
         .finish_into_inner()
         .map_err(|source| codec(&file_key, source))?;
-    let bytes = Bytes::from(bytes);
     let blocks = chained_headers(index, plan, &block_ids).await?;
-    verify_output(file_key, bytes, blocks, verify_every)
+    Ok(WrittenFile {
+        file_key,
+        bytes: Bytes::from(bytes),
+        blocks,
+    })
 }
 
 /// The chained headers of the blocks in `ids`, by seq: one Query over the inputs' seq range
@@ -206,11 +219,7 @@ pub fn verify_output(
         for (i, row) in integrity.into_iter().enumerate() {
             let sampled = verify_every > 0 && placed.len() % verify_every == 0;
             let recomputed = sampled.then(|| match group.row(i) {
-                Ok(Some(full)) => full
-                    .record
-                    .canonical_bytes()
-                    .map(|content| leaf_hash(&full.salt, &content))
-                    .map_err(|e| e.to_string()),
+                Ok(Some(full)) => StoredLeaf::recompute(&full),
                 Ok(None) => Err(format!("row {i} of row group {g} is not there")),
                 Err(e) => Err(e.to_string()),
             });

@@ -11,7 +11,7 @@ pub mod merge;
 pub mod plan;
 pub mod run;
 
-pub use merge::{merge, output_key, verify_output, MergeError, MergedFile};
+pub use merge::{merge, output_key, verify_output, MergeError, MergedFile, WrittenFile};
 pub use run::{CompactError, CompactStep, Compactor, CompactorConfig, RunReport, WrittenOutput};
 
 pub use plan::{

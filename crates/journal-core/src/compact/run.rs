@@ -408,11 +408,8 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
             }
             // A partial or foreign object under our key: write it again from the inputs.
         }
-        let every = self.config.verify_every;
-        let merged = merge(self.store, self.index, plan, &self.config.writer, every).await?;
-        self.store
-            .put_object(file_key, merged.bytes.clone())
-            .await?;
+        let written = merge(self.store, self.index, plan, &self.config.writer).await?;
+        self.store.put_object(file_key, written.bytes).await?;
         let stored =
             self.store
                 .get_object(file_key)
@@ -424,8 +421,8 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         Ok(verify_output(
             file_key.to_string(),
             stored,
-            merged.blocks,
-            every,
+            written.blocks,
+            self.config.verify_every,
         )?)
     }
 

@@ -74,7 +74,8 @@ async fn a_merged_file_holds_every_row_in_chain_order_and_proves_every_block() {
         zstd_level: 3,
         ..WriterConfig::default()
     };
-    let merged = merge(&j.store, &j.index, out, &cfg, 1).await.unwrap();
+    let written = merge(&j.store, &j.index, out, &cfg).await.unwrap();
+    let merged = verify_output(written.file_key, written.bytes, written.blocks, 1).unwrap();
     assert_eq!(
         merged.file_key,
         "decisions/tenant=t1/date=2026-03-15/hour=12/compacted-000000000000-000000000005.parquet"
@@ -116,7 +117,6 @@ async fn an_output_that_does_not_prove_its_blocks_is_refused() {
         &j.index,
         &plan.outputs[0],
         &WriterConfig::default(),
-        1,
     )
     .await
     .unwrap();
@@ -155,7 +155,7 @@ async fn a_missing_input_or_a_block_outside_the_chain_stops_the_merge() {
     let plan = plan(&manifest(&j).await, now(), &settled());
     let mut out = plan.outputs[0].clone();
     out.inputs[1].file_key = "decisions/tenant=t1/date=2026-03-15/hour=12/gone.parquet".into();
-    let err = merge(&j.store, &j.index, &out, &WriterConfig::default(), 1)
+    let err = merge(&j.store, &j.index, &out, &WriterConfig::default())
         .await
         .unwrap_err();
     assert!(
@@ -187,7 +187,7 @@ async fn a_missing_input_or_a_block_outside_the_chain_stops_the_merge() {
         .unwrap();
     let mut out = plan.outputs[0].clone();
     out.inputs[0].file_key = stray.into();
-    let err = merge(&j.store, &j.index, &out, &WriterConfig::default(), 1)
+    let err = merge(&j.store, &j.index, &out, &WriterConfig::default())
         .await
         .unwrap_err();
     assert!(

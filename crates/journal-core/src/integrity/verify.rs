@@ -294,13 +294,16 @@ impl<'a> StoredLeaf<'a> {
             record_id: row.record.record_id(),
             leaf_index: row.leaf_index,
             leaf_hash: row.leaf_hash,
-            recomputed: Some(
-                row.record
-                    .canonical_bytes()
-                    .map(|bytes| leaf_hash(&row.salt, &bytes))
-                    .map_err(|e| e.to_string()),
-            ),
+            recomputed: Some(Self::recompute(row)),
         }
+    }
+
+    /// The row's leaf recomputed from its content and salt.
+    pub fn recompute(row: &JournalRow) -> Result<Hash32, String> {
+        row.record
+            .canonical_bytes()
+            .map(|bytes| leaf_hash(&row.salt, &bytes))
+            .map_err(|e| e.to_string())
     }
 }
 
