@@ -275,7 +275,7 @@ pub fn validate_record(r: &Record, limits: &Limits, now: Timestamp) -> Result<()
             ),
         ));
     }
-    v.id("tenant_id", &r.tenant_id, 64)?;
+    v.id("tenant_id", &r.tenant_id, MAX_TENANT_ID)?;
     v.id("decision_id", &r.decision_id, 128)?;
     if r.occurred_at.millis() > now.millis() + limits.max_future_skew_ms {
         return Err(Rejection::field(
@@ -577,10 +577,7 @@ impl Checker<'_> {
                 format!("{} characters, over the limit of {max}", value.len()),
             ));
         }
-        if let Some(bad) = value
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
-        {
+        if let Some(bad) = value.chars().find(|c| !is_id_char(*c)) {
             return Err(Rejection::field(
                 field,
                 format!("character {bad:?} not allowed (use A-Z a-z 0-9 _ - . :)"),
@@ -639,3 +636,16 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests;
+
+/// Longest tenant id the validator accepts.
+pub const MAX_TENANT_ID: usize = 64;
+
+/// A character ids (tenant, record, decision) may hold: they go into S3 and index keys.
+pub fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')
+}
+
+/// A tenant id as the validator accepts it.
+pub fn is_tenant_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_TENANT_ID && value.chars().all(is_id_char)
+}

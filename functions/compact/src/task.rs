@@ -38,16 +38,15 @@ impl Task {
             return Err(TaskError::UnknownTask(task.task));
         }
         if let Some(t) = &task.tenant_id {
-            if t.trim().is_empty() || t.contains('#') || t.contains('/') {
+            if !journal_core::validate::is_tenant_id(t) {
                 return Err(TaskError::Field {
                     field: "tenant_id",
-                    reason: format!("{t:?} is not a tenant id"),
+                    reason: format!("{t:?} is not a tenant id (1-64 of A-Z a-z 0-9 _ - . :)"),
                 });
             }
         }
         if let Some(d) = &task.date {
-            let valid = d.len() == 10 && Timestamp::parse(&format!("{d}T00:00:00Z")).is_ok();
-            if !valid {
+            if journal_core::metrics::parse_date("date", d).is_err() {
                 return Err(TaskError::Field {
                     field: "date",
                     reason: format!("{d:?} is not a date (YYYY-MM-DD)"),

@@ -380,13 +380,10 @@ fn string_list<'v>(
 
 /// Tenant ids as the record validator accepts them.
 fn check_tenant_id(tenant: &str) -> Result<(), String> {
-    if tenant.is_empty() || tenant.len() > 64 {
+    if tenant.is_empty() || tenant.len() > crate::validate::MAX_TENANT_ID {
         return Err("tenant id must be 1 to 64 characters (or \"*\" for every tenant)".into());
     }
-    match tenant
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
-    {
+    match tenant.chars().find(|c| !crate::validate::is_id_char(*c)) {
         Some(bad) => Err(format!(
             "tenant id: character {bad:?} not allowed (use A-Z a-z 0-9 _ - . :, or \"*\")"
         )),

@@ -217,12 +217,7 @@ pub async fn read_days<S: ObjectStore>(
 
 /// Tenant ids go into S3 keys: the validator's id alphabet only.
 fn check_tenant(tenant_id: &str) -> Result<(), MetricsError> {
-    let ok = !tenant_id.is_empty()
-        && tenant_id.len() <= 64
-        && tenant_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
-    if ok {
+    if crate::validate::is_tenant_id(tenant_id) {
         Ok(())
     } else {
         Err(MetricsError::BadTenant {
