@@ -6,10 +6,14 @@ use std::ops::Range;
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_s3::operation::head_object::HeadObjectError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{ChecksumAlgorithm, GlacierJobParameters, RestoreRequest, Tier};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, Delete, GlacierJobParameters, MetadataDirective, ObjectIdentifier,
+    RestoreRequest, StorageClass, Tier,
+};
 use bytes::Bytes;
 use journal_core::ports::{
-    ArchiveState, ObjectStatus, ObjectStore, ObjectSuffix, PortError, RangedObjectStore, ReadError,
+    ArchiveState, ArchiveStore, ObjectStatus, ObjectStore, ObjectSuffix, PortError,
+    RangedObjectStore, ReadError,
 };
 
 use crate::errors::{code_of, sdk_error, status_of};
@@ -203,6 +207,148 @@ impl ObjectStore for S3ObjectStore {
             .await
             .map_err(|e| sdk_error(OP, &self.target(key), &e))?;
         Ok(())
+    }
+}
+
+/// Largest object one CopyObject copies (bigger ones need a multipart copy).
+const MAX_COPY_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Percent-encodes a key for `x-amz-copy-source` (unreserved characters and `/` kept).
+fn encode_copy_source(bucket: &str, key: &str) -> String {
+    let mut out = format!("{bucket}/");
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl ArchiveStore for S3ObjectStore {
+    /// CopyObject onto itself with the new class, then deletes the version copied from: on the
+    /// versioned bucket it would otherwise stay, billed in its old class, until the lifecycle
+    /// rule expires noncurrent versions.
+    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key, storage_class))]
+    async fn set_storage_class(&self, key: &str, storage_class: &str) -> Result<(), PortError> {
+        const OP: &str = "set storage class";
+        let head = self.head(key).await?.ok_or_else(|| {
+            PortError::permanent(OP, format!("{}: no such object", self.target(key)))
+        })?;
+        if head.storage_class == storage_class {
+            return Ok(());
+        }
+        if head.size > MAX_COPY_BYTES {
+            return Err(PortError::permanent(
+                OP,
+                format!(
+                    "{}: {} bytes is more than one CopyObject copies",
+                    self.target(key),
+                    head.size
+                ),
+            ));
+        }
+        let out = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .copy_source(encode_copy_source(&self.bucket, key))
+            .storage_class(StorageClass::from(storage_class))
+            .metadata_directive(MetadataDirective::Copy)
+            .send()
+            .await
+            .map_err(|e| sdk_error(OP, &self.target(key), &e))?;
+        if let (Some(old), Some(new)) = (out.copy_source_version_id(), out.version_id()) {
+            if old != new {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .version_id(old)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(OP, &self.target(key), &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = %self.bucket, key = %key))]
+    async fn purge(&self, key: &str) -> Result<u64, PortError> {
+        const OP: &str = "purge object versions";
+        let mut versions: Vec<ObjectIdentifier> = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut version_marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error(OP, &self.target(key), &e))?;
+            let found = out
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    out.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                );
+            for (k, version) in found {
+                // The prefix also lists longer keys that start with this one.
+                if k == Some(key) {
+                    versions.push(
+                        ObjectIdentifier::builder()
+                            .key(key)
+                            .set_version_id(version.map(str::to_string))
+                            .build()
+                            .map_err(|e| PortError::permanent(OP, e))?,
+                    );
+                }
+            }
+            if out.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = out.next_key_marker().map(str::to_string);
+            version_marker = out.next_version_id_marker().map(str::to_string);
+        }
+        let count = versions.len() as u64;
+        for chunk in versions.chunks(1000) {
+            let delete = Delete::builder()
+                .set_objects(Some(chunk.to_vec()))
+                .quiet(true)
+                .build()
+                .map_err(|e| PortError::permanent(OP, e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| sdk_error(OP, &self.target(key), &e))?;
+            if let Some(e) = out.errors().first() {
+                return Err(PortError::transient(
+                    OP,
+                    format!(
+                        "{}: version {} not deleted: {} {}",
+                        self.target(key),
+                        e.version_id().unwrap_or("-"),
+                        e.code().unwrap_or("-"),
+                        e.message().unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        Ok(count)
     }
 }
 

@@ -8,6 +8,7 @@
 //! - [`compact`]: merging a partition's small files into large ones (planning so far).
 //! - [`layout`]: S3 keys and index keys.
 //! - [`metrics`]: the daily metrics read model (per tenant, day and model; Parquet).
+//! - [`retention`]: archive tiering, expiry with signed tombstones, legal holds.
 //! - [`ports`], [`ingest`]: storage traits and the crash-safe ingest pipeline built on them;
 //!   [`memory`]: in-process port implementations for unit tests.
 
@@ -27,5 +28,6 @@ pub mod models;
 pub mod ports;
 pub mod record;
 pub mod replay;
+pub mod retention;
 pub mod timestamp;
 pub mod validate;

@@ -134,6 +134,28 @@ impl ObjectStore for MemoryStore {
     }
 }
 
+impl ArchiveStore for MemoryStore {
+    async fn set_storage_class(&self, key: &str, storage_class: &str) -> Result<(), PortError> {
+        if !lock(&self.objects).contains_key(key) {
+            return Err(PortError::permanent(
+                "set storage class",
+                format!("{key} does not exist"),
+            ));
+        }
+        if matches!(storage_class, "GLACIER" | "DEEP_ARCHIVE") {
+            self.archive(key, storage_class);
+        } else {
+            lock(&self.archived).remove(key);
+        }
+        Ok(())
+    }
+
+    async fn purge(&self, key: &str) -> Result<u64, PortError> {
+        lock(&self.archived).remove(key);
+        Ok(u64::from(lock(&self.objects).remove(key).is_some()))
+    }
+}
+
 #[derive(Default)]
 pub struct MemoryRejects {
     pub sent: Mutex<Vec<RejectedMessage>>,
@@ -337,6 +359,9 @@ impl JournalIndex for MemoryIndex {
                         merged_from: Vec::new(),
                         compacted_into: None,
                         delete_after: None,
+                        risk_tiers: Vec::new(),
+                        storage_class: None,
+                        tombstone: None,
                     },
                 );
                 Ok(AbandonOutcome::Abandoned)
@@ -624,6 +649,23 @@ impl JournalIndex for MemoryIndex {
             .range((chain_id.to_string(), 0)..=(chain_id.to_string(), u64::MAX))
             .map(|(_, h)| h.clone())
             .collect())
+    }
+
+    async fn delete_entries(&self, pointers: &[Pointer]) -> Result<(), PortError> {
+        let mut s = lock(&self.state);
+        for p in pointers {
+            s.records
+                .remove(&(p.tenant_id.clone(), p.record_id.clone()));
+            if let Some(decision_id) = &p.refers_to {
+                s.links.remove(&(
+                    p.tenant_id.clone(),
+                    decision_id.clone(),
+                    p.occurred_at,
+                    p.record_id.clone(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn list_manifest(

@@ -107,12 +107,28 @@ pub struct ManifestEntry {
     pub compacted_into: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_after: Option<Timestamp>,
+    /// Risk tiers of the file's records, sorted (`none` for records without one). Empty on
+    /// entries written before tiers were recorded: retention then applies the tenant's
+    /// strictest rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_tiers: Vec<String>,
+    /// The archive class retention moved the file to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
+    /// Key of the signed tombstone retention wrote when it deleted the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstone: Option<String>,
 }
 
 impl ManifestEntry {
     /// A merged file (compaction's output), not one ingest block.
     pub fn is_merged(&self) -> bool {
         !self.merged_from.is_empty()
+    }
+
+    /// The tiers its records carry, or `None` when the entry predates recording them.
+    pub fn known_tiers(&self) -> Option<&[String]> {
+        (!self.risk_tiers.is_empty()).then_some(self.risk_tiers.as_slice())
     }
 }
 
@@ -276,6 +292,20 @@ pub trait RangedObjectStore: ObjectStore {
         key: &str,
         days: u32,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Storage-class moves and permanent deletion, for retention.
+pub trait ArchiveStore: RangedObjectStore {
+    /// Moves the object to `storage_class` in place (same key, same bytes); the copy in the
+    /// old class is removed, not left behind as a noncurrent version.
+    fn set_storage_class(
+        &self,
+        key: &str,
+        storage_class: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Deletes every version of the object (and its delete markers), so the bytes are gone,
+    /// not hidden; returns how many versions went. `Ok(0)` when there are none.
+    fn purge(&self, key: &str) -> impl Future<Output = Result<u64, PortError>> + Send;
 }
 
 /// A message (or one record of a packed message) refused by validation, on its way to the
@@ -454,6 +484,14 @@ pub trait JournalIndex: Send + Sync {
         &self,
         name: &str,
         owner: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Deletes records' index entries: the pointer (also the ingest claim and the GSI
+    /// timelines' item) and, for an outcome or review, its link item in the decision's
+    /// partition. Entries already gone are not an error.
+    fn delete_entries(
+        &self,
+        pointers: &[Pointer],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 
     /// Manifest entries of a tenant's partition date (`YYYY-MM-DD`).

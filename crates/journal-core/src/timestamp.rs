@@ -69,6 +69,24 @@ impl Timestamp {
     pub fn hour(self) -> u8 {
         self.datetime().hour()
     }
+
+    /// The same instant `days` later (`None` past the accepted range).
+    pub fn plus_days(self, days: u32) -> Option<Self> {
+        Self::from_millis(self.0.checked_add(i64::from(days) * 86_400_000)?).ok()
+    }
+
+    /// The same calendar instant `years` later; 29 February becomes 28 February in a
+    /// common year. `None` past the accepted range.
+    pub fn plus_years(self, years: u32) -> Option<Self> {
+        let d = self.datetime();
+        let year = d.year().checked_add(i32::try_from(years).ok()?)?;
+        let date = d.date();
+        let moved = date
+            .replace_year(year)
+            .or_else(|_| date.replace_day(28).and_then(|d| d.replace_year(year)));
+        let dt = d.replace_date(moved.ok()?);
+        Self::from_millis((dt.unix_timestamp_nanos() / 1_000_000) as i64).ok()
+    }
 }
 
 impl fmt::Display for Timestamp {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    DeleteRequest, KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
 use futures::{StreamExt, TryStreamExt};
 use journal_core::layout;
@@ -16,7 +16,7 @@ use journal_core::ports::{Claim, ClaimResult, IndexEntry, Pointer, PortError};
 use journal_core::timestamp::Timestamp;
 
 use super::items::{self, s, Item, PK, STATE, STATE_CLAIMED};
-use super::{key_pk, DynamoIndex, BATCH_CONCURRENCY, BATCH_SIZE, CLAIM_CONCURRENCY};
+use super::{key_pk, key_sk, DynamoIndex, BATCH_CONCURRENCY, BATCH_SIZE, CLAIM_CONCURRENCY};
 use crate::errors::{condition_held, sdk_error};
 
 /// How often a claim is retried when the item it collided with vanished before it was read.
@@ -127,19 +127,8 @@ pub(super) async fn write_pointers(
         .iter()
         .flat_map(|p| std::iter::once(items::pointer_item(p)).chain(items::link_item(p)))
         .collect();
-    let batches: Vec<Vec<Item>> = all.chunks(BATCH_SIZE).map(<[Item]>::to_vec).collect();
-    let writes: Vec<_> = batches.into_iter().map(|b| write_batch(ix, b)).collect();
-    futures::stream::iter(writes)
-        .buffer_unordered(BATCH_CONCURRENCY)
-        .try_collect::<()>()
-        .await
-}
-
-/// One BatchWriteItem of up to 25 puts, retrying `UnprocessedItems` with backoff and jitter.
-async fn write_batch(ix: &DynamoIndex, batch: Vec<Item>) -> Result<(), PortError> {
     const OP: &str = "write pointers";
-    let first_pk = batch.first().map(key_pk).unwrap_or_default();
-    let mut pending = batch
+    let requests = all
         .into_iter()
         .map(|item| {
             PutRequest::builder()
@@ -149,6 +138,80 @@ async fn write_batch(ix: &DynamoIndex, batch: Vec<Item>) -> Result<(), PortError
                 .map_err(|e| PortError::permanent(OP, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    write_all(ix, OP, requests).await
+}
+
+/// Deletes records' pointers and, for outcomes and reviews, their link items.
+#[tracing::instrument(skip_all, fields(table = %ix.table, pointers = pointers.len()))]
+pub(super) async fn delete_entries(
+    ix: &DynamoIndex,
+    pointers: &[Pointer],
+) -> Result<(), PortError> {
+    const OP: &str = "delete index entries";
+    let mut keys: Vec<Item> = Vec::with_capacity(pointers.len());
+    let mut seen: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    for p in pointers {
+        let link = items::link_item(p).map(|mut item| {
+            item.retain(|k, _| k == PK || k == items::SK);
+            item
+        });
+        for key in std::iter::once(items::pointer_key(&p.tenant_id, &p.record_id)).chain(link) {
+            let id = (key_pk(&key), key_sk(&key));
+            // BatchWriteItem refuses two requests for one key.
+            if seen.insert(id) {
+                keys.push(key);
+            }
+        }
+    }
+    let requests = keys
+        .into_iter()
+        .map(|key| {
+            DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .map(|d| WriteRequest::builder().delete_request(d).build())
+                .map_err(|e| PortError::permanent(OP, e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    write_all(ix, OP, requests).await
+}
+
+/// Sends write requests in BatchWriteItems of 25, several at once.
+async fn write_all(
+    ix: &DynamoIndex,
+    op: &'static str,
+    requests: Vec<WriteRequest>,
+) -> Result<(), PortError> {
+    let batches: Vec<Vec<WriteRequest>> = requests
+        .chunks(BATCH_SIZE)
+        .map(<[WriteRequest]>::to_vec)
+        .collect();
+    let writes: Vec<_> = batches
+        .into_iter()
+        .map(|b| write_batch(ix, op, b))
+        .collect();
+    futures::stream::iter(writes)
+        .buffer_unordered(BATCH_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+fn request_pk(r: &WriteRequest) -> String {
+    r.put_request()
+        .map(|p| key_pk(p.item()))
+        .or_else(|| r.delete_request().map(|d| key_pk(d.key())))
+        .unwrap_or_default()
+}
+
+/// One BatchWriteItem of up to 25 requests, retrying `UnprocessedItems` with backoff and
+/// jitter.
+async fn write_batch(
+    ix: &DynamoIndex,
+    op: &'static str,
+    batch: Vec<WriteRequest>,
+) -> Result<(), PortError> {
+    let first_pk = batch.first().map(request_pk).unwrap_or_default();
+    let mut pending = batch;
     let mut attempt = 1;
     loop {
         let count = pending.len();
@@ -160,7 +223,7 @@ async fn write_batch(ix: &DynamoIndex, batch: Vec<Item>) -> Result<(), PortError
             .await
             .map_err(|e| {
                 sdk_error(
-                    OP,
+                    op,
                     &format!("{} ({count} items from {first_pk})", ix.target(&first_pk)),
                     &e,
                 )
@@ -174,7 +237,7 @@ async fn write_batch(ix: &DynamoIndex, batch: Vec<Item>) -> Result<(), PortError
         }
         if attempt >= ix.backoff.max_attempts {
             return Err(PortError::transient(
-                OP,
+                op,
                 format!(
                     "(table {}) {} of {count} items still unprocessed after {attempt} attempts",
                     ix.table,

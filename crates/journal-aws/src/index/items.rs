@@ -462,6 +462,18 @@ pub(crate) fn manifest_item(op: &str, e: &ManifestEntry) -> Result<Item, PortErr
     if let Some(t) = e.delete_after {
         item.insert("delete_after".into(), s(t.to_string()));
     }
+    if !e.risk_tiers.is_empty() {
+        item.insert(
+            "risk_tiers".into(),
+            AttributeValue::L(e.risk_tiers.iter().map(s).collect()),
+        );
+    }
+    if let Some(class) = &e.storage_class {
+        item.insert("storage_class".into(), s(class));
+    }
+    if let Some(key) = &e.tombstone {
+        item.insert("tombstone".into(), s(key));
+    }
     Ok(item)
 }
 
@@ -483,6 +495,9 @@ pub(crate) fn manifest_entry(item: &Item) -> Result<ManifestEntry, ItemError> {
         merged_from: a.strings("merged_from")?,
         compacted_into: a.opt_string("compacted_into")?,
         delete_after: a.opt_ts("delete_after")?,
+        risk_tiers: a.strings("risk_tiers")?,
+        storage_class: a.opt_string("storage_class")?,
+        tombstone: a.opt_string("tombstone")?,
     })
 }
 

@@ -136,6 +136,13 @@ pub(crate) fn key_pk(key: &Item) -> String {
         .unwrap_or_default()
 }
 
+pub(crate) fn key_sk(key: &Item) -> String {
+    key.get(items::SK)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
+}
+
 impl JournalIndex for DynamoIndex {
     async fn claim(&self, claims: &[Claim]) -> Result<Vec<ClaimResult>, PortError> {
         claims::claim(self, claims).await
@@ -308,6 +315,10 @@ impl JournalIndex for DynamoIndex {
 
     async fn release_lease(&self, name: &str, owner: &str) -> Result<(), PortError> {
         leases::release(self, name, owner).await
+    }
+
+    async fn delete_entries(&self, pointers: &[Pointer]) -> Result<(), PortError> {
+        claims::delete_entries(self, pointers).await
     }
 
     async fn list_manifest(

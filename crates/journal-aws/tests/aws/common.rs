@@ -161,6 +161,9 @@ pub fn pending_entry(tenant: &str, block_id: &str) -> ManifestEntry {
         merged_from: Vec::new(),
         compacted_into: None,
         delete_after: None,
+        risk_tiers: Vec::new(),
+        storage_class: None,
+        tombstone: None,
     }
 }
 

@@ -241,3 +241,62 @@ async fn get_pointers_reads_many_in_batches_of_a_hundred_skipping_claims_and_unk
     assert_eq!(got, pointers);
     assert!(ix.get_pointers(t, &[]).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn delete_entries_removes_pointers_links_and_timelines_in_batches() {
+    let Some(c) = common::clients("pointers_delete").await else {
+        return;
+    };
+    let ix = DynamoIndex::new(c.dynamodb.clone(), common::create_table(&c).await);
+    let pointers: Vec<Pointer> = (0..60).map(|i| pointer(i, "bank_4")).collect();
+    ix.write_pointers(&pointers).await.unwrap();
+    let (_, links) = ix.get_with_links("bank_4", "d0").await.unwrap();
+    assert_eq!(links.len(), 12);
+
+    // Every other record goes (a repeat in the list, and one never written, are harmless).
+    let mut gone: Vec<Pointer> = pointers
+        .iter()
+        .filter(|p| p.leaf_index % 2 == 1)
+        .cloned()
+        .collect();
+    gone.push(gone[0].clone());
+    gone.push(pointer(999, "bank_4"));
+    ix.delete_entries(&gone).await.unwrap();
+
+    let left = ix.get_pointers("bank_4", &ids(&pointers)).await.unwrap();
+    let mut left_ids = ids(&left);
+    left_ids.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
+    let even: Vec<String> = (0..60)
+        .filter(|i| i % 2 == 0)
+        .map(|i| format!("d{i}"))
+        .collect();
+    assert_eq!(left_ids, even);
+    // Outcomes d4, d14, ... were even and stay; d9, d19, ... went with their link items.
+    let (_, links) = ix.get_with_links("bank_4", "d0").await.unwrap();
+    assert_eq!(
+        ids(&links),
+        ["d4", "d14", "d24", "d34", "d44", "d54"],
+        "links after the delete"
+    );
+    let all = ix
+        .query_subject(
+            "bank_4",
+            "s1",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-17T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert!(all.is_empty(), "odd records are subject s1: {all:?}");
+    let v1 = ix
+        .query_model(
+            "bank_4",
+            "credit-risk",
+            "1",
+            ts("2026-03-15T00:00:00Z"),
+            ts("2026-03-17T00:00:00Z"),
+        )
+        .await
+        .unwrap();
+    assert!(v1.iter().all(|p| p.leaf_index % 2 == 0) && !v1.is_empty());
+}

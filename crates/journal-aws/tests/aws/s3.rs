@@ -3,7 +3,7 @@
 use aws_sdk_s3::types::ChecksumMode;
 use bytes::Bytes;
 use journal_aws::{S3ObjectStore, PARQUET_CONTENT_TYPE};
-use journal_core::ports::{ObjectStore, RangedObjectStore, ReadError};
+use journal_core::ports::{ArchiveState, ArchiveStore, ObjectStore, RangedObjectStore, ReadError};
 
 use crate::common;
 
@@ -104,4 +104,80 @@ async fn objects_round_trip_and_ranges_read_parts() {
     let listed = store.list("many/").await.unwrap();
     assert_eq!(listed.len(), 1005, "listing follows continuation tokens");
     assert!(listed.windows(2).all(|w| w[0] < w[1]));
+}
+
+async fn versions_of(c: &journal_aws::AwsClients, bucket: &str, key: &str) -> (usize, usize) {
+    let out =
+        c.s3.list_object_versions()
+            .bucket(bucket)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
+    let n = |k: Option<&str>| k == Some(key);
+    (
+        out.versions().iter().filter(|v| n(v.key())).count(),
+        out.delete_markers().iter().filter(|m| n(m.key())).count(),
+    )
+}
+
+#[tokio::test]
+async fn objects_move_to_an_archive_class_in_place_and_purge_removes_every_version() {
+    let Some(c) = common::clients("s3_archive").await else {
+        return;
+    };
+    let bucket = common::create_bucket(&c).await;
+    c.s3.put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let store = S3ObjectStore::new(c.s3.clone(), &bucket);
+    // Characters a copy source must encode.
+    let key = "decisions/tenant=bank_1/date=2026-03-15/hour=10/compacted-000000000000-000000000003.parquet";
+    let body = Bytes::from(vec![7u8; 300_000]);
+    store.put_object(key, body.clone()).await.unwrap();
+
+    store.set_storage_class(key, "DEEP_ARCHIVE").await.unwrap();
+    let status = store.object_status(key).await.unwrap().unwrap();
+    assert_eq!(
+        (status.size, status.storage_class.as_str(), status.archive),
+        (300_000, "DEEP_ARCHIVE", ArchiveState::Archived)
+    );
+    assert!(matches!(
+        store.get_range(key, 0..10).await,
+        Err(ReadError::Archived { .. })
+    ));
+    // The copy in STANDARD is not left behind as a noncurrent version.
+    assert_eq!(versions_of(&c, &bucket, key).await, (1, 0));
+    // Moving to the class it is in already changes nothing.
+    store.set_storage_class(key, "DEEP_ARCHIVE").await.unwrap();
+    assert_eq!(versions_of(&c, &bucket, key).await, (1, 0));
+
+    // A restore makes it readable again.
+    store.request_restore(key, 1).await.unwrap();
+    let restored = store.object_status(key).await.unwrap().unwrap();
+    assert!(
+        matches!(
+            restored.archive,
+            ArchiveState::Restoring | ArchiveState::Restored { .. }
+        ),
+        "{restored:?}"
+    );
+
+    // Purge: every version and delete marker goes, a longer key beside it stays.
+    let beside = format!("{key}.bak");
+    store.put_object(&beside, body.clone()).await.unwrap();
+    store.put_object(key, body.clone()).await.unwrap();
+    store.delete_object(key).await.unwrap();
+    assert_eq!(versions_of(&c, &bucket, key).await, (2, 1));
+    assert_eq!(store.purge(key).await.unwrap(), 3);
+    assert_eq!(versions_of(&c, &bucket, key).await, (0, 0));
+    assert_eq!(store.purge(key).await.unwrap(), 0);
+    assert_eq!(store.get_object(&beside).await.unwrap(), Some(body));
 }

@@ -58,6 +58,9 @@ impl Env {
             merged_from: Vec::new(),
             compacted_into: None,
             delete_after: None,
+            risk_tiers: Vec::new(),
+            storage_class: None,
+            tombstone: None,
         };
         assert!(self.index.put_manifest_pending(&entry).await.unwrap());
         let header = BlockHeader {

@@ -212,6 +212,9 @@ mod tests {
             merged_from: Vec::new(),
             compacted_into: None,
             delete_after: None,
+            risk_tiers: Vec::new(),
+            storage_class: None,
+            tombstone: None,
         }
     }
 

@@ -581,5 +581,15 @@ fn intent(plan: &OutputPlan, file_key: &str, now: Timestamp) -> ManifestEntry {
         merged_from: plan.inputs.iter().map(|e| e.file_key.clone()).collect(),
         compacted_into: None,
         delete_after: None,
+        // Unknown (empty) if any input's tiers are unknown.
+        risk_tiers: if plan.inputs.iter().all(|e| !e.risk_tiers.is_empty()) {
+            let tiers: std::collections::BTreeSet<&String> =
+                plan.inputs.iter().flat_map(|e| &e.risk_tiers).collect();
+            tiers.into_iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
+        storage_class: None,
+        tombstone: None,
     }
 }

@@ -26,6 +26,19 @@ pub struct PreparedBlock {
     pub sealed_at: Timestamp,
 }
 
+impl PreparedBlock {
+    /// The risk tiers of the block's records, sorted and distinct (`none` for records
+    /// without one), for retention.
+    pub fn risk_tiers(&self) -> Vec<String> {
+        let tiers: std::collections::BTreeSet<&str> = self
+            .rows
+            .iter()
+            .map(|r| r.record.risk_tier.map_or("none", |t| t.as_str()))
+            .collect();
+        tiers.into_iter().map(str::to_string).collect()
+    }
+}
+
 pub fn prepare_block(
     tenant_id: &str,
     block_id: &str,

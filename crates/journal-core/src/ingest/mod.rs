@@ -462,6 +462,9 @@ where
             merged_from: Vec::new(),
             compacted_into: None,
             delete_after: None,
+            risk_tiers: block.risk_tiers(),
+            storage_class: None,
+            tombstone: None,
         };
         if !self.index.put_manifest_pending(&entry).await? {
             return Err(

@@ -1,12 +1,16 @@
 //! Verification of a chain as storage holds it: headers and head from the index, each block's
 //! rows read back from its file.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use super::chain::BlockHeader;
 use super::verify::{verify_block, verify_chain, Fault, VerifyReport};
+use crate::checkpoint::CheckpointPublicKey;
 use crate::columnar::{self, CodecError, JournalRow};
-use crate::ports::{JournalIndex, ObjectStore, PortError};
+use crate::ports::{JournalIndex, ManifestEntry, ObjectStore, PortError};
+use crate::retention::TombstoneFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoredVerifyError {
@@ -38,38 +42,43 @@ pub enum StoredFile {
         file_key: String,
         rows: Vec<JournalRow>,
     },
+    /// Deleted by retention: the tombstone the manifest names (or why it cannot be read).
+    Removed {
+        tombstone_key: String,
+        tombstone: Arc<Result<TombstoneFile, String>>,
+    },
 }
 
-/// Where compaction moved a file's rows (the manifest's `compacted_into`).
+/// The manifest entry of a file: where compaction moved its rows (`compacted_into`) and the
+/// tombstone of a file retention deleted.
 pub trait MovedFiles: Sync {
-    fn compacted_into(
+    fn file_entry(
         &self,
         tenant_id: &str,
         file_key: &str,
-    ) -> impl std::future::Future<Output = Result<Option<String>, PortError>> + Send;
+    ) -> impl std::future::Future<Output = Result<Option<ManifestEntry>, PortError>> + Send;
 }
 
 impl<I: JournalIndex> MovedFiles for I {
-    async fn compacted_into(
+    async fn file_entry(
         &self,
         tenant_id: &str,
         file_key: &str,
-    ) -> Result<Option<String>, PortError> {
-        Ok(self
-            .get_manifest(tenant_id, file_key)
-            .await?
-            .and_then(|e| e.compacted_into))
+    ) -> Result<Option<ManifestEntry>, PortError> {
+        self.get_manifest(tenant_id, file_key).await
     }
 }
 
-/// Reads blocks' files, following compaction: a block whose ingest file is gone is read from
-/// the merged file its manifest entry names. Consecutive blocks of one merged file decode it
-/// once.
+/// Reads blocks' files, following compaction and retention: a block whose ingest file is gone
+/// is read from the merged file its manifest entry names, and a file retention deleted is
+/// answered with its tombstone. Consecutive blocks of one merged file (or one tombstone) read
+/// it once.
 pub struct BlockFiles<'a, S, I> {
     store: &'a S,
     index: &'a I,
     /// The last merged file read: its key and its rows by block id.
     merged: Option<(String, std::collections::HashMap<String, Vec<JournalRow>>)>,
+    tombstone: Option<(String, Arc<Result<TombstoneFile, String>>)>,
 }
 
 impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
@@ -78,6 +87,7 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
             store,
             index,
             merged: None,
+            tombstone: None,
         }
     }
 
@@ -86,16 +96,27 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
         if !matches!(file, StoredFile::Missing) {
             return Ok(file);
         }
-        let moved = self
-            .index
-            .compacted_into(&header.tenant_id, &header.file_key)
-            .await?;
-        let Some(into) = moved else {
+        let tenant = header.tenant_id.as_str();
+        let Some(entry) = self.index.file_entry(tenant, &header.file_key).await? else {
+            return Ok(StoredFile::Missing);
+        };
+        if let Some(key) = entry.tombstone {
+            return self.removed(key).await;
+        }
+        let Some(into) = entry.compacted_into else {
             return Ok(StoredFile::Missing);
         };
         if self.merged.as_ref().is_none_or(|(k, _)| *k != into) {
             let Some(bytes) = self.store.get_object(&into).await? else {
-                return Ok(StoredFile::Missing);
+                let tombstone = self
+                    .index
+                    .file_entry(tenant, &into)
+                    .await?
+                    .and_then(|e| e.tombstone);
+                return match tombstone {
+                    Some(key) => self.removed(key).await,
+                    None => Ok(StoredFile::Missing),
+                };
             };
             let rows = match columnar::decode_file(bytes) {
                 Ok(rows) => rows,
@@ -121,6 +142,27 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
         Ok(StoredFile::Moved {
             file_key: into,
             rows,
+        })
+    }
+
+    async fn removed(&mut self, key: String) -> Result<StoredFile, PortError> {
+        if let Some((k, t)) = &self.tombstone {
+            if *k == key {
+                return Ok(StoredFile::Removed {
+                    tombstone_key: key,
+                    tombstone: t.clone(),
+                });
+            }
+        }
+        let parsed = match self.store.get_object(&key).await? {
+            Some(bytes) => TombstoneFile::from_bytes(&bytes),
+            None => Err("the manifest names it but it does not exist".to_string()),
+        };
+        let parsed = Arc::new(parsed);
+        self.tombstone = Some((key.clone(), parsed.clone()));
+        Ok(StoredFile::Removed {
+            tombstone_key: key,
+            tombstone: parsed,
         })
     }
 }
@@ -161,10 +203,44 @@ pub fn check_block_file(header: &BlockHeader, file: &StoredFile) -> (Vec<Fault>,
         StoredFile::Moved { rows, .. } => {
             return (verify_block(header, Some(rows)), rows.len() as u64);
         }
+        StoredFile::Removed {
+            tombstone_key,
+            tombstone,
+        } => return (tombstone_fault(header, tombstone_key, tombstone, None), 0),
     };
     let mut faults = verify_block(header, Some(rows));
     faults.extend(file_changed(header, sha256));
     (faults, rows.len() as u64)
+}
+
+/// Why a tombstone does not account for a deleted block, if it does not: it must read, list
+/// exactly what it signed, (with a key) carry a valid signature, and list the block as the
+/// chain holds it.
+pub fn tombstone_fault(
+    header: &BlockHeader,
+    tombstone_key: &str,
+    tombstone: &Result<TombstoneFile, String>,
+    key: Option<&CheckpointPublicKey>,
+) -> Vec<Fault> {
+    let reason = match tombstone {
+        Err(e) => Some(format!("unreadable: {e}")),
+        Ok(t) => t
+            .fault(key)
+            .or_else(|| {
+                (t.tombstone().tenant_id != header.tenant_id)
+                    .then(|| "another tenant's tombstone".to_string())
+            })
+            .or_else(|| t.block_fault(header)),
+    };
+    reason
+        .map(|reason| Fault::BadTombstone {
+            seq: header.seq,
+            block_id: header.block_id.clone(),
+            tombstone_key: tombstone_key.to_string(),
+            reason,
+        })
+        .into_iter()
+        .collect()
 }
 
 fn file_changed(header: &BlockHeader, sha256: &str) -> Option<Fault> {
@@ -196,6 +272,18 @@ pub async fn verify_stored_chain<I: JournalIndex, S: ObjectStore>(
     let mut files = BlockFiles::new(store, index);
     for header in &blocks {
         let rows = match files.read(header).await? {
+            StoredFile::Removed {
+                tombstone_key,
+                tombstone,
+            } => {
+                let faults = tombstone_fault(header, &tombstone_key, &tombstone, None);
+                if faults.is_empty() {
+                    report.note_deleted(header.seq, &tombstone_key);
+                }
+                report.faults.extend(faults);
+                report.blocks_checked += 1;
+                continue;
+            }
             StoredFile::Missing => None,
             StoredFile::Unreadable { error, .. } => {
                 return Err(StoredVerifyError::Unreadable {

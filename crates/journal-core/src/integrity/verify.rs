@@ -111,6 +111,14 @@ pub enum Fault {
         expected: String,
         computed: String,
     },
+    /// The block's file was deleted and the tombstone standing for it does not account for it
+    /// (unreadable, altered, badly signed, or not listing the block as the chain holds it).
+    BadTombstone {
+        seq: u64,
+        block_id: String,
+        tombstone_key: String,
+        reason: String,
+    },
     /// A row cannot be canonicalized at all.
     UnreadableRow {
         seq: u64,
@@ -183,6 +191,10 @@ impl fmt::Display for Fault {
                 f,
                 "block {seq} ({block_id}): leaves rebuild Merkle root {computed}, sealed root is {expected}"
             ),
+            BadTombstone { seq, block_id, tombstone_key, reason } => write!(
+                f,
+                "block {seq} ({block_id}): its file was deleted, but tombstone {tombstone_key} does not account for it: {reason}"
+            ),
             UnreadableRow { seq, block_id, leaf_index, reason } => {
                 write!(f, "block {seq} ({block_id}) leaf {leaf_index}: unreadable row: {reason}")
             }
@@ -198,11 +210,48 @@ pub struct VerifyReport {
     pub rows_checked: u64,
     pub head_seq: Option<u64>,
     pub faults: Vec<Fault>,
+    /// Blocks whose files retention deleted, each accounted for by a tombstone (not faults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_by_rule: Vec<DeletedSpan>,
+}
+
+/// Consecutive blocks deleted under one tombstone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedSpan {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub tombstone_key: String,
 }
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.faults.is_empty()
+    }
+
+    /// Records block `seq` as deleted under `tombstone_key` (blocks arrive by seq).
+    pub fn note_deleted(&mut self, seq: u64, tombstone_key: &str) {
+        note_deleted(&mut self.deleted_by_rule, seq, tombstone_key);
+    }
+
+    pub fn blocks_deleted(&self) -> u64 {
+        self.deleted_by_rule
+            .iter()
+            .map(|s| s.to_seq - s.from_seq + 1)
+            .sum()
+    }
+}
+
+/// Appends `seq` to the last span if it continues it under the same tombstone.
+pub fn note_deleted(spans: &mut Vec<DeletedSpan>, seq: u64, tombstone_key: &str) {
+    match spans.last_mut() {
+        Some(last) if last.to_seq + 1 == seq && last.tombstone_key == tombstone_key => {
+            last.to_seq = seq
+        }
+        _ => spans.push(DeletedSpan {
+            from_seq: seq,
+            to_seq: seq,
+            tombstone_key: tombstone_key.to_string(),
+        }),
     }
 }
 

@@ -426,6 +426,9 @@ fn entry(key: &str, state: FileState) -> ManifestEntry {
         merged_from: Vec::new(),
         compacted_into: None,
         delete_after: None,
+        risk_tiers: Vec::new(),
+        storage_class: None,
+        tombstone: None,
     }
 }
 

@@ -49,8 +49,10 @@ use crate::checkpoint::{
     CheckpointPublicKey, CheckpointRef, CheckpointStore, PublicKeyError, SignedCheckpoint,
     SIGNING_ALGORITHM,
 };
-use crate::integrity::stored::{check_block_file, BlockFiles, MovedFiles};
-use crate::integrity::{verify_chain, BlockHeader, ChainHead, Fault};
+use crate::integrity::stored::{
+    check_block_file, tombstone_fault, BlockFiles, MovedFiles, StoredFile,
+};
+use crate::integrity::{note_deleted, verify_chain, BlockHeader, ChainHead, DeletedSpan, Fault};
 use crate::ports::{JournalIndex, ObjectStore, PortError};
 use crate::timestamp::Timestamp;
 
@@ -162,6 +164,8 @@ pub mod kind {
     pub const UNREADABLE_ROW: &str = "unreadable_row";
     /// The leaves rebuild another Merkle root than the header's.
     pub const ROOT_MISMATCH: &str = "root_mismatch";
+    /// A deleted file's tombstone does not account for its block (forged, altered, unsigned).
+    pub const BAD_TOMBSTONE: &str = "bad_tombstone";
     // Coverage.
     /// Blocks below the newest valid checkpoint that no checkpoint vouches for.
     pub const UNVOUCHED_BLOCKS: &str = "unvouched_blocks";
@@ -300,6 +304,10 @@ pub struct AuditReport {
     pub records_checked: u64,
     /// The blocks in scope, as runs of seqs.
     pub checked: Vec<SeqSpan>,
+    /// Blocks in scope whose files retention deleted, each accounted for by a validly signed
+    /// tombstone that lists it as the chain holds it: deleted by rule, not tampered with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted_by_rule: Vec<DeletedSpan>,
     pub head_seq: Option<u64>,
     /// Blocks `0..=covered_seq` are each vouched for by a validly signed checkpoint that agrees
     /// with the chain, directly or through unbroken links from the checkpointed block down.
@@ -454,9 +462,22 @@ where
     let (mut blocks_checked, mut records_checked) = (0u64, 0u64);
     let mut checked_seqs = Vec::new();
     let mut files = BlockFiles::new(store, index);
+    let mut deleted_by_rule = Vec::new();
     for header in blocks.iter().filter(|h| scope.overlaps(h)) {
         let file = files.read(header).await?;
-        let (faults, rows) = check_block_file(header, &file);
+        let (faults, rows) = match &file {
+            StoredFile::Removed {
+                tombstone_key,
+                tombstone,
+            } => {
+                let faults = tombstone_fault(header, tombstone_key, tombstone, Some(&key));
+                if faults.is_empty() {
+                    note_deleted(&mut deleted_by_rule, header.seq, tombstone_key);
+                }
+                (faults, 0)
+            }
+            _ => check_block_file(header, &file),
+        };
         blocks_checked += 1;
         records_checked += rows;
         checked_seqs.push(header.seq);
@@ -514,6 +535,7 @@ where
         blocks_checked,
         records_checked,
         checked: spans(checked_seqs),
+        deleted_by_rule,
         head_seq: head.as_ref().map(|h| h.seq),
         covered_seq: coverage.covered_seq,
         unvouched: coverage.unvouched,
@@ -973,6 +995,15 @@ fn name_block_fault(f: &Fault) -> Option<NamedFault> {
             .seq(*seq)
             .block(block_id)
             .leaf(*leaf_index),
+        Fault::BadTombstone {
+            seq,
+            block_id,
+            tombstone_key,
+            ..
+        } => NamedFault::new(kind::BAD_TOMBSTONE, message)
+            .seq(*seq)
+            .block(block_id)
+            .file(tombstone_key),
         Fault::MissingBlocks { .. }
         | Fault::ConflictingBlocks { .. }
         | Fault::BrokenLink { .. }

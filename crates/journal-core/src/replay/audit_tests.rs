@@ -240,12 +240,12 @@ impl<'a> TamperedIndex<'a> {
 }
 
 impl crate::integrity::stored::MovedFiles for TamperedIndex<'_> {
-    async fn compacted_into(
+    async fn file_entry(
         &self,
         tenant_id: &str,
         file_key: &str,
-    ) -> Result<Option<String>, PortError> {
-        self.inner.compacted_into(tenant_id, file_key).await
+    ) -> Result<Option<crate::ports::ManifestEntry>, PortError> {
+        self.inner.file_entry(tenant_id, file_key).await
     }
 }
 
@@ -692,12 +692,12 @@ struct TamperedIndexAppend<'a> {
 }
 
 impl crate::integrity::stored::MovedFiles for TamperedIndexAppend<'_> {
-    async fn compacted_into(
+    async fn file_entry(
         &self,
         tenant_id: &str,
         file_key: &str,
-    ) -> Result<Option<String>, PortError> {
-        self.inner.compacted_into(tenant_id, file_key).await
+    ) -> Result<Option<crate::ports::ManifestEntry>, PortError> {
+        self.inner.file_entry(tenant_id, file_key).await
     }
 }
 
