@@ -1,1 +1,27 @@
-fn main() {}
+use journal_aws::AwsClients;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use retention::{build_deps, function_handler, Config, Deps};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    journal_aws::init_lambda_tracing();
+    let deps = match start().await {
+        Ok(deps) => deps,
+        Err(e) => {
+            tracing::error!(error = %e, "retention cannot start");
+            return Err(e.to_string().into());
+        }
+    };
+    run(service_fn(|event: LambdaEvent<_>| {
+        function_handler(event, &deps)
+    }))
+    .await
+}
+
+/// Reads and validates the configuration, builds the clients once, loads the key secret and
+/// the signing key.
+async fn start() -> Result<Deps, retention::StartError> {
+    let config = Config::from_env()?;
+    let clients = AwsClients::from_env().await;
+    build_deps(config, &clients).await
+}
