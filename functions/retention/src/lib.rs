@@ -104,9 +104,9 @@ pub async fn handle(
     stop_at: Option<Instant>,
 ) -> Result<Value, lambda_runtime::Error> {
     match task {
-        Task::Run { tenant_id } | Task::Plan { tenant_id } => {
-            let dry_run = matches!(task, Task::Plan { .. });
-            let runs = retain(deps, tenant_id.as_deref(), now, dry_run, stop_at).await?;
+        Task::Run(scope) | Task::Plan(scope) => {
+            let dry_run = matches!(task, Task::Plan(_));
+            let runs = retain(deps, scope.tenant_id.as_deref(), now, dry_run, stop_at).await?;
             let failed: Vec<String> = runs
                 .iter()
                 .filter_map(|r| {
@@ -136,13 +136,13 @@ pub async fn handle(
                 .ok_or(PolicyStoreError::NoPolicy)?;
             Ok(json!({ "task": "policy", "key": key, "policy": policy }))
         }
-        Task::SetPolicy { policy } => {
-            let bytes = serde_json::to_vec(policy)?;
+        Task::SetPolicy(set) => {
+            let bytes = serde_json::to_vec(&set.policy)?;
             let policy = RetentionPolicy::parse(&bytes).map_err(PolicyStoreError::from)?;
             let key = publish_policy(&deps.evidence, &policy).await?;
             Ok(json!({ "task": "set_policy", "key": key, "version": policy.version }))
         }
-        Task::Hold { .. } => {
+        Task::Hold(_) => {
             let request = task.hold_request().ok_or("not a hold")?;
             let (_, policy) = current_policy(&deps.evidence)
                 .await?
@@ -154,7 +154,8 @@ pub async fn handle(
                 json!({ "task": "hold", "hold_id": request.id, "key": key, "version": next.version }),
             )
         }
-        Task::Release { hold_id } => {
+        Task::Release(release) => {
+            let hold_id = &release.hold_id;
             let (_, policy) = current_policy(&deps.evidence)
                 .await?
                 .ok_or(PolicyStoreError::NoPolicy)?;

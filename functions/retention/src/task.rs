@@ -15,61 +15,117 @@ pub enum TaskError {
     Field { field: &'static str, reason: String },
 }
 
+/// Which tenants a run or plan covers: one, or every tenant with a chain.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "task", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
+pub struct HoldTask {
+    pub hold_id: String,
+    pub tenant_id: String,
+    pub reason: String,
+    /// The raw subject id: turned into the tenant's subject ref, never stored.
+    #[serde(default)]
+    pub subject_id: Option<String>,
+    #[serde(default)]
+    pub model_name: Option<String>,
+    #[serde(default)]
+    pub model_version: Option<String>,
+    #[serde(default)]
+    pub from: Option<Timestamp>,
+    #[serde(default)]
+    pub to: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicyTask {
+    pub policy: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseTask {
+    pub hold_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub enum Task {
-    /// Archive and expire what is due: every tenant with a chain, or one.
-    Run {
-        #[serde(default)]
-        tenant_id: Option<String>,
-    },
+    /// Archive and expire what is due.
+    Run(Scope),
     /// The same decisions as `run`, changing nothing: what would be moved, deleted or skipped.
-    Plan {
-        #[serde(default)]
-        tenant_id: Option<String>,
-    },
+    Plan(Scope),
     /// The policy in force.
     Policy,
     /// Publishes a whole policy document as the next version.
-    SetPolicy { policy: Value },
-    /// Places a legal hold (as the next policy version). A subject is named by its raw id,
-    /// which is turned into the tenant's subject ref and never stored.
-    Hold {
-        hold_id: String,
-        tenant_id: String,
-        reason: String,
-        #[serde(default)]
-        subject_id: Option<String>,
-        #[serde(default)]
-        model_name: Option<String>,
-        #[serde(default)]
-        model_version: Option<String>,
-        #[serde(default)]
-        from: Option<Timestamp>,
-        #[serde(default)]
-        to: Option<Timestamp>,
-    },
+    SetPolicy(SetPolicyTask),
+    /// Places a legal hold (as the next policy version).
+    Hold(HoldTask),
     /// Lifts a legal hold (as the next policy version).
-    Release { hold_id: String },
+    Release(ReleaseTask),
+}
+
+/// Deserializes a task's fields, naming the one that is wrong.
+fn fields<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, TaskError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        TaskError::Shape(if path == "." {
+            inner.to_string()
+        } else {
+            format!("{path}: {inner}")
+        })
+    })
 }
 
 impl Task {
     pub fn parse(payload: &Value) -> Result<Self, TaskError> {
-        let task: Task = serde_path_to_error::deserialize(payload)
-            .map_err(|e| TaskError::Shape(format!("{}: {}", e.path(), e.inner())))?;
+        let Some(object) = payload.as_object() else {
+            return Err(TaskError::Shape("the event is not a JSON object".into()));
+        };
+        let mut body = object.clone();
+        let name = match body.remove("task") {
+            Some(Value::String(name)) => name,
+            Some(other) => {
+                return Err(TaskError::Shape(format!(
+                    "task: {other} is not a task name"
+                )))
+            }
+            None => return Err(TaskError::Shape("missing field `task`".into())),
+        };
+        let body = Value::Object(body);
+        let task = match name.as_str() {
+            "run" => Task::Run(fields(body)?),
+            "plan" => Task::Plan(fields(body)?),
+            "policy" => {
+                if !body.as_object().is_some_and(|o| o.is_empty()) {
+                    return Err(TaskError::Shape("policy takes no fields".into()));
+                }
+                Task::Policy
+            }
+            "set_policy" => Task::SetPolicy(fields(body)?),
+            "hold" => Task::Hold(fields(body)?),
+            "release" => Task::Release(fields(body)?),
+            other => {
+                return Err(TaskError::Shape(format!(
+                    "unknown task {other:?}: run, plan, policy, set_policy, hold or release"
+                )))
+            }
+        };
         match &task {
-            Task::Run { tenant_id } | Task::Plan { tenant_id } => {
-                if let Some(t) = tenant_id {
+            Task::Run(scope) | Task::Plan(scope) => {
+                if let Some(t) = &scope.tenant_id {
                     tenant(t)?;
                 }
             }
-            Task::Hold {
-                tenant_id,
-                subject_id,
-                ..
-            } => {
-                tenant(tenant_id)?;
-                if subject_id.as_deref().is_some_and(|s| s.trim().is_empty()) {
+            Task::Hold(h) => {
+                tenant(&h.tenant_id)?;
+                if h.subject_id.as_deref().is_some_and(|s| s.trim().is_empty()) {
                     return Err(TaskError::Field {
                         field: "subject_id",
                         reason: "must not be empty".into(),
@@ -84,24 +140,15 @@ impl Task {
     /// The hold a `hold` task asks for.
     pub fn hold_request(&self) -> Option<HoldRequest> {
         match self {
-            Task::Hold {
-                hold_id,
-                tenant_id,
-                reason,
-                subject_id,
-                model_name,
-                model_version,
-                from,
-                to,
-            } => Some(HoldRequest {
-                id: hold_id.clone(),
-                tenant_id: tenant_id.clone(),
-                reason: reason.clone(),
-                subject_id: subject_id.clone(),
-                model_name: model_name.clone(),
-                model_version: model_version.clone(),
-                from: *from,
-                to: *to,
+            Task::Hold(h) => Some(HoldRequest {
+                id: h.hold_id.clone(),
+                tenant_id: h.tenant_id.clone(),
+                reason: h.reason.clone(),
+                subject_id: h.subject_id.clone(),
+                model_name: h.model_name.clone(),
+                model_version: h.model_version.clone(),
+                from: h.from,
+                to: h.to,
             }),
             _ => None,
         }
@@ -128,13 +175,17 @@ mod tests {
     fn tasks_parse_and_bad_fields_are_named() {
         assert_eq!(
             Task::parse(&json!({"task": "run"})).unwrap(),
-            Task::Run { tenant_id: None }
+            Task::Run(Scope::default())
         );
         assert_eq!(
             Task::parse(&json!({"task": "plan", "tenant_id": "bank_1"})).unwrap(),
-            Task::Plan {
+            Task::Plan(Scope {
                 tenant_id: Some("bank_1".into())
-            }
+            })
+        );
+        assert_eq!(
+            Task::parse(&json!({"task": "policy"})).unwrap(),
+            Task::Policy
         );
         let hold = Task::parse(
             &json!({"task": "hold", "hold_id": "case-1", "tenant_id": "bank_1",
@@ -151,7 +202,7 @@ mod tests {
         let err = Task::parse(&json!({"task": "run", "tenant": "x"})).unwrap_err();
         assert!(err.to_string().contains("unknown field `tenant`"), "{err}");
         let err = Task::parse(&json!({"task": "erase_everything"})).unwrap_err();
-        assert!(err.to_string().contains("unknown variant"), "{err}");
+        assert!(err.to_string().contains("unknown task"), "{err}");
         let err = Task::parse(&json!({"task": "run", "tenant_id": "a b"})).unwrap_err();
         assert!(
             matches!(
@@ -166,6 +217,6 @@ mod tests {
         let err = Task::parse(&json!({"task": "hold", "hold_id": "h", "tenant_id": "t",
             "reason": "r", "from": "yesterday"}))
         .unwrap_err();
-        assert!(err.to_string().contains("from"), "{err}");
+        assert!(err.to_string().contains(": from: not an RFC 3339"), "{err}");
     }
 }
