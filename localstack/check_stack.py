@@ -200,24 +200,26 @@ def policy_document(doc):
 
 
 @guarded("scheduler")
-def check_schedule(session, name: str) -> None:
+def check_schedule(session, name: str, function: str, task: str) -> None:
+    """A schedule that sends {"task": task} to the `function` function, with retries, through a
+    role that may invoke that function and nothing else."""
     sched = session.client("scheduler").get_schedule(Name=name)
     target = sched["Target"]
-    check("compact schedule exists", True, f"{name}: {sched['ScheduleExpression']}")
-    check("compact schedule enabled", sched.get("State") == "ENABLED", sched.get("State", ""))
-    check("compact schedule input is the compact task",
-          json.loads(target.get("Input") or "null") == {"task": "compact"}, target.get("Input", ""))
-    check("compact schedule targets a Lambda function", ":lambda:" in target["Arn"], target["Arn"])
+    check(f"{function} schedule exists", True, f"{name}: {sched['ScheduleExpression']}")
+    check(f"{function} schedule enabled", sched.get("State") == "ENABLED", sched.get("State", ""))
+    check(f"{function} schedule input is the {task} task",
+          json.loads(target.get("Input") or "null") == {"task": task}, target.get("Input", ""))
+    check(f"{function} schedule targets a Lambda function", ":lambda:" in target["Arn"], target["Arn"])
     retry = target.get("RetryPolicy") or {}
-    check("compact schedule retries", retry.get("MaximumRetryAttempts", 0) >= 1, str(retry))
+    check(f"{function} schedule retries", retry.get("MaximumRetryAttempts", 0) >= 1, str(retry))
     role = target["RoleArn"].rsplit("/", 1)[-1]
     iam = session.client("iam")
     trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
     if isinstance(trust, str):
         trust = json.loads(trust)
     principals = [st.get("Principal", {}).get("Service") for st in trust.get("Statement", [])]
-    check("scheduler role trusts scheduler.amazonaws.com only", principals == ["scheduler.amazonaws.com"],
-          str(principals))
+    check(f"{function} scheduler role trusts scheduler.amazonaws.com only",
+          principals == ["scheduler.amazonaws.com"], str(principals))
     actions = set()
     resources = set()
     for pname in iam.list_role_policies(RoleName=role)["PolicyNames"]:
@@ -227,7 +229,7 @@ def check_schedule(session, name: str) -> None:
             actions.update([acts] if isinstance(acts, str) else acts)
             res = st.get("Resource")
             resources.update([res] if isinstance(res, str) else res)
-    check("scheduler role may only invoke the compact function",
+    check(f"scheduler role may only invoke the {function} function",
           actions == {"lambda:InvokeFunction"}
           and all(r.startswith(target["Arn"]) for r in resources),
           f"{sorted(actions)} on {sorted(resources)}")
@@ -256,7 +258,9 @@ def main(argv: list[str]) -> int:
     if out.get("SubjectKeyId"):
         check_kms(session.client("kms"), out["SubjectKeyId"], out.get("SubjectKeyAlias"))
     if out.get("CompactScheduleName"):
-        check_schedule(session, out["CompactScheduleName"])
+        check_schedule(session, out["CompactScheduleName"], "compact", "compact")
+    if out.get("RetentionScheduleName"):
+        check_schedule(session, out["RetentionScheduleName"], "retention", "run")
     print(f"{'OK' if not failures else 'FAILED'}: {failures} failure(s)")
     return 1 if failures else 0
 

@@ -98,6 +98,100 @@ pub enum Command {
     Report(ReportArgs),
     /// Send records to the ingest queue (from a JSON Lines file, or generated).
     Send(SendArgs),
+    /// Retention: what is due (plan), archive and expire it (run), the policy, legal holds.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+/// Retention commands go to the retention function (`--retention-function`), not replay.
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Dry run: every file that would be archived, deleted, kept by a hold or left (and why).
+    Plan(RetentionScope),
+    /// Archive and expire what is due now; prints the run's signed report key per tenant.
+    Run(RetentionScope),
+    /// Print the policy in force, or publish a new version from a file (validated whole).
+    Policy(PolicyArgs),
+    /// Place a legal hold: nothing it covers expires until it is released.
+    Hold(HoldArgs),
+    /// Lift a legal hold.
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionScope {
+    /// Name or ARN of the retention function.
+    #[arg(
+        long,
+        env = "DJ_RETENTION_FUNCTION",
+        default_value = "retention",
+        value_name = "NAME"
+    )]
+    pub retention_function: String,
+    /// Only this tenant (default: --tenant if given, else every tenant).
+    #[arg(long = "only", value_name = "TENANT")]
+    pub only: Option<String>,
+    /// Files listed per tenant (the stored report lists all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    #[arg(
+        long,
+        env = "DJ_RETENTION_FUNCTION",
+        default_value = "retention",
+        value_name = "NAME"
+    )]
+    pub retention_function: String,
+    /// Publish this document as the next version.
+    #[arg(long, value_name = "FILE.json")]
+    pub set: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    #[arg(
+        long,
+        env = "DJ_RETENTION_FUNCTION",
+        default_value = "retention",
+        value_name = "NAME"
+    )]
+    pub retention_function: String,
+    /// The hold's id (a case or matter number).
+    #[arg(long)]
+    pub id: String,
+    /// Why (recorded in the policy).
+    #[arg(long)]
+    pub reason: String,
+    /// A subject's raw id: the function turns it into the subject ref; the id is not stored.
+    #[arg(long, value_name = "SUBJECT_ID")]
+    pub subject: Option<String>,
+    /// A model (with --model-version).
+    #[arg(long, requires = "model_version")]
+    pub model: Option<String>,
+    #[arg(long, requires = "model")]
+    pub model_version: Option<String>,
+    /// Decisions from this time (inclusive).
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub from: Option<Timestamp>,
+    /// Decisions before this time.
+    #[arg(long, value_parser = parse_time, value_name = "TIME")]
+    pub to: Option<Timestamp>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    #[arg(
+        long,
+        env = "DJ_RETENTION_FUNCTION",
+        default_value = "retention",
+        value_name = "NAME"
+    )]
+    pub retention_function: String,
+    #[arg(long)]
+    pub id: String,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +375,56 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn retention_commands_parse_and_a_model_hold_needs_its_version() {
+        let cli = Cli::try_parse_from(["dj", "retention", "plan", "--only", "bank_1"]).unwrap();
+        match cli.command {
+            Command::Retention(RetentionCommand::Plan(s)) => {
+                assert_eq!((s.only.as_deref(), s.limit), (Some("bank_1"), 20))
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "dj",
+            "--tenant",
+            "bank_1",
+            "retention",
+            "hold",
+            "--id",
+            "case-1",
+            "--reason",
+            "court",
+            "--subject",
+            "user_9",
+            "--from",
+            "2026-01-01",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Retention(RetentionCommand::Hold(h)) => {
+                assert_eq!(
+                    (h.id.as_str(), h.subject.as_deref()),
+                    ("case-1", Some("user_9"))
+                );
+                assert!(h.from.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "dj",
+            "retention",
+            "hold",
+            "--id",
+            "h",
+            "--reason",
+            "r",
+            "--model",
+            "credit-risk"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from(["dj", "retention", "erase-everything"]).is_err());
     }
 
     #[test]

@@ -164,35 +164,15 @@ pub struct ReplayClient {
 
 impl ReplayClient {
     pub async fn connect(global: &Global, context: ReadContext) -> Result<Self, DjError> {
-        let sdk = load_aws_config().await;
+        let (lambda, sdk, endpoint) = lambda_client(global).await;
         let region = sdk
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| FALLBACK_REGION.to_string());
-        let mut lambda_config = aws_sdk_lambda::config::Builder::from(&sdk);
-        if let Some(url) = &global.endpoint_url {
-            lambda_config = lambda_config.endpoint_url(url);
-            // The emulator checks no signature; without any credentials, sign with placeholders.
-            let has_credentials = match sdk.credentials_provider() {
-                Some(p) => p.provide_credentials().await.is_ok(),
-                None => false,
-            };
-            if !has_credentials {
-                lambda_config =
-                    lambda_config.credentials_provider(aws_sdk_lambda::config::Credentials::new(
-                        "dj-local",
-                        "dj-local",
-                        None,
-                        None,
-                        "dj placeholder for an endpoint override",
-                    ));
-            }
-        }
-        let endpoint = describe_endpoint(global.endpoint_url.as_deref(), &sdk, &region);
         let prover = (!global.no_identity)
             .then(|| Prover::new(identity::sts_url(global.sts_url.as_deref(), &region)));
         Ok(ReplayClient {
-            lambda: aws_sdk_lambda::Client::from_conf(lambda_config.build()),
+            lambda,
             sdk,
             function: global.function.clone(),
             endpoint,
@@ -268,6 +248,80 @@ impl ReplayClient {
         };
         Reply::from_payload(raw, &self.function, name, out.function_error())
     }
+}
+
+/// A Lambda client for the configured endpoint (placeholder credentials for a local emulator
+/// when there are none), the SDK configuration, and where calls go (for messages).
+pub async fn lambda_client(global: &Global) -> (aws_sdk_lambda::Client, SdkConfig, String) {
+    let sdk = load_aws_config().await;
+    let region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| FALLBACK_REGION.to_string());
+    let mut lambda_config = aws_sdk_lambda::config::Builder::from(&sdk);
+    if let Some(url) = &global.endpoint_url {
+        lambda_config = lambda_config.endpoint_url(url);
+        // The emulator checks no signature; without any credentials, sign with placeholders.
+        let has_credentials = match sdk.credentials_provider() {
+            Some(p) => p.provide_credentials().await.is_ok(),
+            None => false,
+        };
+        if !has_credentials {
+            lambda_config =
+                lambda_config.credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                    "dj-local",
+                    "dj-local",
+                    None,
+                    None,
+                    "dj placeholder for an endpoint override",
+                ));
+        }
+    }
+    let endpoint = describe_endpoint(global.endpoint_url.as_deref(), &sdk, &region);
+    (
+        aws_sdk_lambda::Client::from_conf(lambda_config.build()),
+        sdk,
+        endpoint,
+    )
+}
+
+/// Invokes `function` with a JSON payload and returns its JSON answer; a function error
+/// becomes [`DjError::Function`] with the function's message.
+pub async fn invoke_json(
+    global: &Global,
+    function: &str,
+    op: &'static str,
+    payload: &Value,
+) -> Result<Value, DjError> {
+    let (lambda, _, endpoint) = lambda_client(global).await;
+    let out = lambda
+        .invoke()
+        .function_name(function)
+        .payload(Blob::new(payload.to_string().into_bytes()))
+        .send()
+        .await
+        .map_err(|e| DjError::Invoke {
+            function: function.to_string(),
+            endpoint,
+            op,
+            detail: error_chain(&e),
+        })?;
+    let bytes = out.payload().map(|b| b.as_ref()).unwrap_or_default();
+    let raw: Value = serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()));
+    if out.function_error().is_some() {
+        let detail = raw
+            .get("errorMessage")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| clip(&raw.to_string(), 500));
+        return Err(DjError::Function {
+            function: function.to_string(),
+            op,
+            detail,
+        });
+    }
+    Ok(raw)
 }
 
 /// Where the Invoke calls go, for messages.

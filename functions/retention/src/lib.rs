@@ -257,3 +257,42 @@ pub async fn retain(
     }
     Ok(runs)
 }
+
+#[cfg(test)]
+mod tests {
+    use journal_core::retention::{ArchiveClass, RetentionPolicy};
+
+    /// The default of a template parameter, read from its block in `infra/template.yaml`.
+    fn parameter_default(template: &str, name: &str) -> String {
+        let start = template
+            .find(&format!("\n  {name}:\n"))
+            .unwrap_or_else(|| panic!("parameter {name}"));
+        template[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with("    "))
+            .find_map(|l| l.trim().strip_prefix("Default:"))
+            .unwrap_or_else(|| panic!("default of {name}"))
+            .trim()
+            .to_string()
+    }
+
+    #[test]
+    fn the_lifecycle_backstop_in_infra_agrees_with_the_shipped_policy() {
+        let policy =
+            RetentionPolicy::parse(include_bytes!("../../../infra/retention-policy.json")).unwrap();
+        let template = include_str!("../../../infra/template.yaml");
+        let (days, class) = policy.lifecycle_backstop();
+        assert_eq!(
+            parameter_default(template, "ArchiveBackstopDays"),
+            days.to_string()
+        );
+        assert_eq!(
+            ArchiveClass::parse(&parameter_default(template, "ArchiveBackstopClass")),
+            Some(class)
+        );
+        // And the rule that uses them only moves objects over 128 KiB.
+        assert!(template.contains("ObjectSizeGreaterThan: \"131071\""));
+        assert_eq!(journal_core::retention::MIN_ARCHIVE_BYTES, 131_072);
+    }
+}

@@ -6,6 +6,7 @@ pub mod paging;
 pub mod query;
 pub mod replay;
 pub mod report;
+pub mod retention;
 pub mod send;
 pub mod verify;
 pub mod what_if;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> Result<u8, DjError> {
         Command::Metrics(args) => metrics::run(&ctx, args).await,
         Command::Report(args) => report::run(&ctx, args).await,
         Command::Send(args) => send::run(&ctx, args).await,
+        Command::Retention(cmd) => retention::run(&ctx, cmd).await,
     }
 }
 

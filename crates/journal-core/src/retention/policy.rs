@@ -335,6 +335,28 @@ impl RetentionPolicy {
             .filter(move |h| h.tenant_id == tenant_id)
     }
 
+    /// The S3 lifecycle transition that can stand beside the function: after the longest hot
+    /// window of any rule, into that rule's class, objects over [`MIN_ARCHIVE_BYTES`] only.
+    /// A lifecycle rule cannot tell tenants without rules of their own (prefix filters do not
+    /// negate) nor tiers within a file apart, so it is a backstop that never moves a file
+    /// earlier than the function would; expiry is never left to lifecycle rules (they write no
+    /// tombstone and know no legal hold).
+    pub fn lifecycle_backstop(&self) -> (u32, ArchiveClass) {
+        let rules = std::iter::once(&self.default)
+            .chain(self.tenants.values())
+            .flat_map(|t| std::iter::once(&t.default).chain(t.tiers.values()));
+        let mut best = (
+            self.default.default.days_hot,
+            self.default.default.archive_class,
+        );
+        for r in rules {
+            if r.days_hot > best.0 {
+                best = (r.days_hot, r.archive_class);
+            }
+        }
+        best
+    }
+
     /// The shortest hot window and expiry of a tenant: nothing of it is due before these.
     pub fn earliest_due(&self, tenant_id: &str) -> (u32, Option<u32>) {
         let (rules, _) = self.rules_of(tenant_id);
