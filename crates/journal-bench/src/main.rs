@@ -18,12 +18,17 @@
 //! `--verify-every`): compaction throughput, bytes per record of the output and the run's peak
 //! heap; see [`compact`].
 //!
-//! Without `--ingest`, `--replay` or `--compact`, all three run, each with its defaults.
+//! `--retention` (`--records` 100000, `--block` 500, `--target-kib` 1024): files archived and
+//! expired per second by a retention run; see [`retention`].
+//!
+//! Without `--ingest`, `--replay`, `--compact` or `--retention`, all four run, each with its
+//! defaults.
 
 mod block_on;
 mod compact;
 mod peak_alloc;
 mod replay;
+mod retention;
 
 use std::time::Instant;
 
@@ -57,7 +62,12 @@ fn opt(name: &str) -> Option<usize> {
 
 fn main() {
     let has = |flag: &str| std::env::args().any(|a| a == flag);
-    let chosen = [has("--ingest"), has("--replay"), has("--compact")];
+    let chosen = [
+        has("--ingest"),
+        has("--replay"),
+        has("--compact"),
+        has("--retention"),
+    ];
     // No mode named: every benchmark, each with its own defaults.
     let all = !chosen.iter().any(|c| *c);
     let rounds = arg("--rounds", 3);
@@ -87,6 +97,13 @@ fn main() {
             rounds,
             zstd_level: opt("--zstd-level").map(|l| l as i32),
             verify_every: opt("--verify-every"),
+        });
+    }
+    if all || chosen[3] {
+        retention::run(&retention::Options {
+            records: arg("--records", 100_000),
+            block: arg("--block", 500),
+            target_kib: arg("--target-kib", 1024),
         });
     }
 }
