@@ -312,6 +312,15 @@ async fn files_are_archived_held_and_expired_on_time_and_the_journal_still_verif
         Lookup::Found(f) => ensure!(f.proof.verified, "{:?}", f.proof.faults),
         other => anyhow::bail!("{id}: after the restore: {other:?}"),
     }
+    // The next run follows the restore the lookup asked for.
+    let run = call(&deps, json!({"task": "run"}), at(last_archive, DAY_MS)?).await?;
+    let restored: u64 = run["tenants"]
+        .as_array()
+        .context("tenants")?
+        .iter()
+        .map(|t| t["counts"]["restored"].as_u64().unwrap_or(0))
+        .sum();
+    ensure!(restored >= 1, "restore not followed: {run:#}");
     stage("archived decision restored and read");
 
     // A legal hold on one subject, placed by raw id.

@@ -553,9 +553,13 @@ impl<'a, S: RangedObjectStore, I: JournalIndex, W: BlockWitness> Finder<'a, S, I
             Some(ArchiveState::Restoring)
         );
         if !running {
-            self.store
-                .request_restore(&p.file_key, RESTORE_DAYS)
-                .await?;
+            crate::retention::restores::request_restore_tracked(
+                self.store,
+                &p.file_key,
+                RESTORE_DAYS,
+                now,
+            )
+            .await?;
         }
         let hours = if storage_class == "DEEP_ARCHIVE" {
             DEEP_ARCHIVE_RESTORE_HOURS

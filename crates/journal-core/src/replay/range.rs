@@ -73,7 +73,13 @@ where
             Ok(n) => n,
             Err(RowReadError::Read(ReadError::Archived { storage_class, .. })) => {
                 // Ask for the file back now, so that retrying the page can succeed.
-                svc.store().request_restore(&file_key, RESTORE_DAYS).await?;
+                crate::retention::restores::request_restore_tracked(
+                    svc.store(),
+                    &file_key,
+                    RESTORE_DAYS,
+                    crate::timestamp::Timestamp::now(),
+                )
+                .await?;
                 return Err(Failure::unavailable(format!(
                     "block {} ({file_key}) is archived in {storage_class}; restore requested; \
                      retry in a few hours",

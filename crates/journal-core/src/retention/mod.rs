@@ -5,12 +5,14 @@
 //! - [`policy_store`]: policy versions, write-once, and legal holds placed by raw subject id.
 //! - [`plan`]: what happens to one file and why (shared by dry and real runs).
 //! - [`run`]: a tenant's run: cursors over partition dates, archiving, expiry, reports.
+//! - [`restores`]: restores readers asked for, followed until the copy expires.
 //! - [`tombstone`]: the signed record of a deleted file that keeps the chain verifiable.
 //! - [`sealed`]: documents signed with the checkpoint key.
 
 pub mod plan;
 pub mod policy;
 pub mod policy_store;
+pub mod restores;
 pub mod run;
 pub mod sealed;
 pub mod tombstone;

@@ -37,6 +37,11 @@ pub enum Action {
     },
     /// Not retention's to touch (pending, compacted, abandoned, already deleted).
     NotEligible { state: FileState },
+    /// Archived, with a restore a reader asked for running or readable (until `expires`).
+    Restored { expires: Option<String> },
+    /// A reader's restore is over: the restored copy expired (archived only again), or an
+    /// object restored for good (copied to a hot class) is moved back to `class`.
+    Retiered { class: String },
 }
 
 impl Action {
@@ -48,6 +53,8 @@ impl Action {
             Action::Held { .. } => "held",
             Action::NotDue { .. } => "not_due",
             Action::NotEligible { .. } => "not_eligible",
+            Action::Restored { .. } => "restored",
+            Action::Retiered { .. } => "retiered",
         }
     }
 

@@ -29,12 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use super::plan::{decide, due_times, Action};
 use super::policy::{ArchiveClass, LegalHold, RetentionPolicy};
+use super::restores::{restore_markers_prefix, RestoreMarker};
 use super::sealed::{digest_hex, Sealed};
 use super::tombstone::{tombstone_for, tombstone_key, RemovalRule, TombstoneFile};
 use crate::checkpoint::{CheckpointSigner, CheckpointStore};
 use crate::columnar::{CodecError, LazyRowGroups};
 use crate::integrity::BlockHeader;
-use crate::ports::{ArchiveStore, FileState, JournalIndex, ManifestEntry, PortError};
+use crate::ports::{ArchiveState, ArchiveStore, FileState, JournalIndex, ManifestEntry, PortError};
 use crate::timestamp::Timestamp;
 
 pub const STATE_PREFIX: &str = "retention/state/";
@@ -419,6 +420,8 @@ where
             }
         }
 
+        self.follow_restores(tenant_id, dry_run, report).await?;
+
         let mut listed: HashMap<i64, Vec<ManifestEntry>> = HashMap::new();
         'thresholds: for threshold in self.thresholds(tenant_id) {
             let key = threshold.key();
@@ -565,6 +568,90 @@ where
         };
         report.files.push(file);
         Ok(settled)
+    }
+
+    /// Follows the restores readers asked for: reports the ones running or readable, and ends
+    /// the ones that are over (the copy expired; or the object was restored for good into a
+    /// hot class, and goes back to its archive class).
+    async fn follow_restores(
+        &self,
+        tenant_id: &str,
+        dry_run: bool,
+        report: &mut TenantReport,
+    ) -> Result<(), RetentionError> {
+        let keys = self
+            .evidence
+            .list_keys(&restore_markers_prefix(tenant_id))
+            .await?;
+        for marker_key in keys {
+            let Some(bytes) = self.store.get_object(&marker_key).await? else {
+                continue;
+            };
+            let marker: RestoreMarker = match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(key = %marker_key, error = %e, "unreadable restore marker");
+                    if !dry_run {
+                        self.store.delete_object(&marker_key).await?;
+                    }
+                    continue;
+                }
+            };
+            let entry = self.index.get_manifest(tenant_id, &marker.file_key).await?;
+            let status = self.store.object_status(&marker.file_key).await?;
+            let (Some(entry), Some(status)) = (entry, status) else {
+                // The file is gone (expired, erased): nothing left to follow.
+                if !dry_run {
+                    self.store.delete_object(&marker_key).await?;
+                }
+                continue;
+            };
+            let class = entry
+                .storage_class
+                .clone()
+                .unwrap_or_else(|| status.storage_class.clone());
+            let action = match &status.archive {
+                ArchiveState::Restoring => Action::Restored { expires: None },
+                ArchiveState::Restored { expires } => Action::Restored {
+                    expires: expires.clone(),
+                },
+                ArchiveState::Archived | ArchiveState::Online => Action::Retiered {
+                    class: class.clone(),
+                },
+            };
+            *report.counts.entry(action.name().to_string()).or_default() += 1;
+            let mut file = FileReport {
+                file_key: entry.file_key.clone(),
+                size: entry.size,
+                rows: entry.rows,
+                action: action.clone(),
+                outcome: if dry_run {
+                    Outcome::Planned
+                } else {
+                    Outcome::Done
+                },
+                tombstone: None,
+            };
+            if !dry_run && matches!(action, Action::Retiered { .. }) {
+                let moved_back = if status.archive == ArchiveState::Online
+                    && entry.state == FileState::Archived
+                {
+                    self.store.set_storage_class(&entry.file_key, &class).await
+                } else {
+                    Ok(())
+                };
+                match moved_back {
+                    Ok(()) => self.store.delete_object(&marker_key).await?,
+                    Err(e) => {
+                        file.outcome = Outcome::Failed {
+                            error: e.to_string(),
+                        }
+                    }
+                }
+            }
+            report.files.push(file);
+        }
+        Ok(())
     }
 
     async fn archive(

@@ -685,3 +685,69 @@ async fn policy_versions_are_published_once_each_and_holds_name_no_raw_subject()
         3
     );
 }
+
+#[tokio::test]
+async fn restores_readers_ask_for_are_followed_until_the_file_is_archived_only_again() {
+    use crate::ports::ArchiveStore;
+    use crate::replay::{Finder, Lookup, RowReader};
+    use crate::retention::restores::restore_marker_key;
+
+    let j = journal().await;
+    let p = policy(vec![]);
+    run(&j, &p, archive_due(), false).await;
+    let marker = restore_marker_key(MERGED);
+
+    // A reader meets the archived file: replay asks for a restore and leaves a marker.
+    let finder = Finder::new(&j.store, &j.index);
+    let mut reader = RowReader::new(&j.store);
+    let lookup = finder
+        .by_id(&mut reader, "t1", "d-2026-03-15-00007", archive_due())
+        .await
+        .unwrap();
+    assert!(matches!(lookup, Lookup::Archived(_)), "{lookup:?}");
+    assert!(ObjectStore::get_object(&j.store, &marker)
+        .await
+        .unwrap()
+        .is_some());
+
+    let day = |n: i64| at(archive_due(), n * DAY_MS);
+    let r = run(&j, &p, day(1), false).await;
+    assert_eq!(r.of("restored").count(), 1, "restoring: {r:#?}");
+    j.store.finish_restore(MERGED);
+    let r = run(&j, &p, day(2), false).await;
+    assert!(
+        matches!(
+            &r.of("restored").next().unwrap().action,
+            Action::Restored { expires: Some(_) }
+        ),
+        "{r:#?}"
+    );
+    // The restored copy expires: archived only again, the marker goes.
+    j.store.archive(MERGED, "DEEP_ARCHIVE");
+    let r = run(&j, &p, day(9), false).await;
+    assert_eq!(r.of("retiered").count(), 1, "{r:#?}");
+    assert!(ObjectStore::get_object(&j.store, &marker)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Restored for good (copied into STANDARD by hand): moved back to its class.
+    crate::retention::restores::request_restore_tracked(&j.store, MERGED, 7, day(10))
+        .await
+        .unwrap();
+    j.store.set_storage_class(MERGED, "STANDARD").await.unwrap();
+    let r = run(&j, &p, day(11), false).await;
+    assert_eq!(r.of("retiered").count(), 1, "{r:#?}");
+    let status = j.store.object_status(MERGED).await.unwrap().unwrap();
+    assert_eq!(status.storage_class, "DEEP_ARCHIVE");
+    assert!(ObjectStore::get_object(&j.store, &marker)
+        .await
+        .unwrap()
+        .is_none());
+    let r = run(&j, &p, day(12), false).await;
+    assert_eq!(
+        r.of("retiered").count() + r.of("restored").count(),
+        0,
+        "{r:#?}"
+    );
+}
