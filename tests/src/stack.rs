@@ -46,6 +46,29 @@ impl Stack {
             .with_context(|| format!("stack {} has no output {key}", self.name))
     }
 
+    /// Runs `localstack/check_stack.py` on the deployed resources; fails with its report unless
+    /// every check passed and each of `expected` (a `PASS  …` line) is in it.
+    pub fn check(&self, expected: &[&str]) -> Result<String> {
+        let mut check = Command::new(python()?)
+            .arg(repo_root().join("localstack/check_stack.py"))
+            .args(["--outputs", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        serde_json::to_writer(check.stdin.take().context("stdin")?, &self.outputs)?;
+        let checked = check.wait_with_output()?;
+        let report = String::from_utf8_lossy(&checked.stdout).into_owned();
+        if !checked.status.success() {
+            bail!("check_stack.py:\n{report}");
+        }
+        for line in expected {
+            if !report.contains(line) {
+                bail!("{line} missing from:\n{report}");
+            }
+        }
+        Ok(report)
+    }
+
     /// Creates the stack and waits for it; fails with deploy.py's report if it does not complete.
     pub fn deploy(prefix: &str) -> Result<Self> {
         Self::deploy_with(prefix, &[])

@@ -261,22 +261,10 @@ async fn two_scheduled_runs_at_once_compact_ten_thousand_decisions_with_nothing_
     .await?;
 
     // The template's schedule exists and sends the task this test runs.
-    let mut check = std::process::Command::new(python()?)
-        .arg(repo_root().join("localstack/check_stack.py"))
-        .args(["--outputs", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    serde_json::to_writer(check.stdin.take().context("stdin")?, &j.stack.outputs)?;
-    let checked = check.wait_with_output()?;
-    let report = String::from_utf8_lossy(&checked.stdout);
-    ensure!(checked.status.success(), "check_stack.py:\n{report}");
-    for line in [
+    j.stack.check(&[
         "PASS  compact schedule input is the compact task",
         "PASS  scheduler role may only invoke the compact function",
-    ] {
-        ensure!(report.contains(line), "{line} missing from:\n{report}");
-    }
+    ])?;
     let schedule_input: Value = serde_json::from_str(r#"{"task":"compact"}"#)?;
     let task = compact::Task::parse(&schedule_input)?;
 

@@ -9,7 +9,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{ensure, Context, Result};
-use integration_tests::stack::{python, repo_root};
 use integration_tests::TestJournal;
 use journal_core::checkpoint::{write_checkpoint, CheckpointPolicy, CheckpointStore, WriteOutcome};
 use journal_core::ports::{FileState, IndexEntry, JournalIndex, ManifestEntry};
@@ -107,22 +106,10 @@ async fn files_are_archived_held_and_expired_on_time_and_the_journal_still_verif
     })
     .await?;
     // The template's daily schedule exists and sends the task this test runs.
-    let mut check = std::process::Command::new(python()?)
-        .arg(repo_root().join("localstack/check_stack.py"))
-        .args(["--outputs", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    serde_json::to_writer(check.stdin.take().context("stdin")?, &j.stack.outputs)?;
-    let checked = check.wait_with_output()?;
-    let report = String::from_utf8_lossy(&checked.stdout);
-    ensure!(checked.status.success(), "check_stack.py:\n{report}");
-    for line in [
+    j.stack.check(&[
         "PASS  retention schedule input is the run task",
         "PASS  scheduler role may only invoke the retention function",
-    ] {
-        ensure!(report.contains(line), "{line} missing from:\n{report}");
-    }
+    ])?;
     let schedule_task = task(json!({"task": "run"}))?;
     ensure!(schedule_task == retention::Task::Run(retention::task::Scope::default()));
     let started = std::time::Instant::now();

@@ -118,16 +118,23 @@ pub enum RetentionCommand {
     Release(ReleaseArgs),
 }
 
+/// Which function retention commands invoke.
 #[derive(Debug, Args)]
-pub struct RetentionScope {
+pub struct RetentionFunction {
     /// Name or ARN of the retention function.
     #[arg(
-        long,
+        long = "retention-function",
         env = "DJ_RETENTION_FUNCTION",
         default_value = "retention",
         value_name = "NAME"
     )]
-    pub retention_function: String,
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionScope {
+    #[command(flatten)]
+    pub function: RetentionFunction,
     /// Only this tenant (default: --tenant if given, else every tenant).
     #[arg(long = "only", value_name = "TENANT")]
     pub only: Option<String>,
@@ -138,13 +145,8 @@ pub struct RetentionScope {
 
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    #[arg(
-        long,
-        env = "DJ_RETENTION_FUNCTION",
-        default_value = "retention",
-        value_name = "NAME"
-    )]
-    pub retention_function: String,
+    #[command(flatten)]
+    pub function: RetentionFunction,
     /// Publish this document as the next version.
     #[arg(long, value_name = "FILE.json")]
     pub set: Option<PathBuf>,
@@ -152,13 +154,8 @@ pub struct PolicyArgs {
 
 #[derive(Debug, Args)]
 pub struct HoldArgs {
-    #[arg(
-        long,
-        env = "DJ_RETENTION_FUNCTION",
-        default_value = "retention",
-        value_name = "NAME"
-    )]
-    pub retention_function: String,
+    #[command(flatten)]
+    pub function: RetentionFunction,
     /// The hold's id (a case or matter number).
     #[arg(long)]
     pub id: String,
@@ -183,13 +180,8 @@ pub struct HoldArgs {
 
 #[derive(Debug, Args)]
 pub struct ReleaseArgs {
-    #[arg(
-        long,
-        env = "DJ_RETENTION_FUNCTION",
-        default_value = "retention",
-        value_name = "NAME"
-    )]
-    pub retention_function: String,
+    #[command(flatten)]
+    pub function: RetentionFunction,
     #[arg(long)]
     pub id: String,
 }

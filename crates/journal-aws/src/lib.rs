@@ -13,6 +13,7 @@
 pub mod checkpoints;
 mod clients;
 mod errors;
+pub mod function_env;
 pub mod identity;
 mod index;
 mod logging;

@@ -7,7 +7,7 @@ pub mod config;
 pub mod task;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use journal_aws::{load_master_key, AwsClients, DynamoIndex, S3ObjectStore};
 use journal_core::compact::{Compactor, CompactorConfig, RunReport};
@@ -118,7 +118,8 @@ pub async fn function_handler(
     deps: &Deps,
 ) -> Result<Value, lambda_runtime::Error> {
     let task = Task::parse(&event.payload)?;
-    let stop_at = stop_at(event.context.deadline, deps.config.reserve_ms);
+    let stop_at =
+        journal_aws::function_env::stop_at(event.context.deadline, deps.config.reserve_ms);
     let runs = compact(deps, &task, Timestamp::now(), stop_at).await?;
     let failed = runs.iter().filter(|r| r.error.is_some()).count();
     if failed > 0 {
@@ -130,16 +131,6 @@ pub async fn function_handler(
         .into());
     }
     Ok(serde_json::json!({ "task": "compact", "partitions": runs }))
-}
-
-/// The instant after which no output starts: the invocation's deadline less the reserve.
-fn stop_at(deadline_ms: u64, reserve_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let left = deadline_ms.checked_sub(now_ms)?.saturating_sub(reserve_ms);
-    Some(Instant::now() + Duration::from_millis(left))
 }
 
 /// Runs the task's partition dates in turn.

@@ -5,13 +5,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use journal_core::access::AccessPolicy;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name}: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
+use journal_aws::function_env::Env;
+pub use journal_aws::function_env::EnvError as ConfigError;
 
 /// How the function learns who calls it.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,8 +40,9 @@ impl Config {
     }
 
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
+        let env = Env(env);
+        let get = |name: &'static str| env.get(name);
+        let required = |name: &'static str| env.required(name);
         let policy_text = required("DJ_ACCESS_POLICY")?;
         let policy = AccessPolicy::parse(&policy_text).map_err(|e| ConfigError::Invalid {
             name: "DJ_ACCESS_POLICY",

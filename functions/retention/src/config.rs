@@ -4,13 +4,8 @@ use std::collections::HashMap;
 
 use journal_core::retention::RetentionConfig;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("environment variable {0} is required")]
-    Missing(&'static str),
-    #[error("environment variable {name}: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
+use journal_aws::function_env::Env;
+pub use journal_aws::function_env::EnvError as ConfigError;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -33,21 +28,10 @@ impl Config {
     }
 
     pub fn from_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64, min: u64, max: u64| match get(name) {
-            None => Ok(default),
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                Ok(n) => Err(ConfigError::Invalid {
-                    name,
-                    reason: format!("{n} is outside {min}..={max}"),
-                }),
-                Err(e) => Err(ConfigError::Invalid {
-                    name,
-                    reason: format!("{text:?} is not a whole number: {e}"),
-                }),
-            },
+        let env = Env(env);
+        let required = |name: &'static str| env.required(name);
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            env.number(name, default, min, max)
         };
         let defaults = RetentionConfig::default();
         let retention = RetentionConfig {

@@ -8,7 +8,7 @@ pub mod config;
 pub mod task;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use journal_aws::checkpoints::{CheckpointRetention, KmsCheckpointSigner, S3CheckpointStore};
 use journal_aws::{load_master_key, AwsClients, DynamoIndex, S3ObjectStore};
@@ -92,7 +92,8 @@ pub async fn function_handler(
     deps: &Deps,
 ) -> Result<Value, lambda_runtime::Error> {
     let task = Task::parse(&event.payload)?;
-    let stop_at = stop_at(event.context.deadline, deps.config.reserve_ms);
+    let stop_at =
+        journal_aws::function_env::stop_at(event.context.deadline, deps.config.reserve_ms);
     handle(deps, &task, Timestamp::now(), stop_at).await
 }
 
@@ -166,16 +167,6 @@ pub async fn handle(
             )
         }
     }
-}
-
-/// The instant after which no file starts: the invocation's deadline less the reserve.
-fn stop_at(deadline_ms: u64, reserve_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    let left = deadline_ms.checked_sub(now_ms)?.saturating_sub(reserve_ms);
-    Some(Instant::now() + Duration::from_millis(left))
 }
 
 /// Runs (or, dry, plans) retention for one tenant or every tenant with a chain.

@@ -18,7 +18,7 @@ pub async fn run(ctx: &Ctx, cmd: RetentionCommand) -> Result<u8, DjError> {
         RetentionCommand::Release(args) => {
             let answer = invoke_json(
                 &ctx.global,
-                &args.retention_function,
+                &args.function.name,
                 "release",
                 &json!({"task": "release", "hold_id": args.id}),
             )
@@ -34,7 +34,7 @@ async fn runs(ctx: &Ctx, task: &'static str, scope: RetentionScope) -> Result<u8
     if let Some(t) = scope.only.as_ref().or(ctx.global.tenant.as_ref()) {
         payload["tenant_id"] = json!(t);
     }
-    let answer = invoke_json(&ctx.global, &scope.retention_function, task, &payload).await?;
+    let answer = invoke_json(&ctx.global, &scope.function.name, task, &payload).await?;
     if ctx.global.json {
         out::json(&answer);
         return Ok(0);
@@ -125,7 +125,7 @@ async fn policy(ctx: &Ctx, args: PolicyArgs) -> Result<u8, DjError> {
     let Some(path) = args.set else {
         let answer = invoke_json(
             &ctx.global,
-            &args.retention_function,
+            &args.function.name,
             "policy",
             &json!({"task": "policy"}),
         )
@@ -142,7 +142,7 @@ async fn policy(ctx: &Ctx, args: PolicyArgs) -> Result<u8, DjError> {
         .map_err(|e| DjError::usage(format!("{}: not JSON: {e}", path.display())))?;
     let answer = invoke_json(
         &ctx.global,
-        &args.retention_function,
+        &args.function.name,
         "set_policy",
         &json!({"task": "set_policy", "policy": document}),
     )
@@ -172,7 +172,7 @@ async fn hold(ctx: &Ctx, args: HoldArgs) -> Result<u8, DjError> {
     if let Some(t) = args.to {
         payload["to"] = json!(t);
     }
-    let answer = invoke_json(&ctx.global, &args.retention_function, "hold", &payload).await?;
+    let answer = invoke_json(&ctx.global, &args.function.name, "hold", &payload).await?;
     print_version(ctx, &answer, &format!("hold {} placed", args.id));
     Ok(0)
 }
