@@ -123,8 +123,13 @@ impl ObjectStore for MemoryStore {
         Ok(())
     }
 
+    /// As S3: an archived object that is not restored cannot be read.
     async fn get_object(&self, key: &str) -> Result<Option<Bytes>, PortError> {
-        Ok(lock(&self.objects).get(key).cloned())
+        match self.readable(key) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(ReadError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(PortError::permanent("get object", e)),
+        }
     }
 
     async fn delete_object(&self, key: &str) -> Result<(), PortError> {

@@ -42,6 +42,12 @@ pub enum StoredFile {
         file_key: String,
         rows: Vec<JournalRow>,
     },
+    /// In an archive storage class (the manifest says so) and not restored: not readable until
+    /// a restore. The chain still links through the block; its rows are not checked.
+    Archived {
+        file_key: String,
+        storage_class: String,
+    },
     /// Deleted by retention: the tombstone the manifest names (or why it cannot be read).
     Removed {
         tombstone_key: String,
@@ -92,11 +98,14 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
     }
 
     pub async fn read(&mut self, header: &BlockHeader) -> Result<StoredFile, PortError> {
-        let file = read_block_file(self.store, header).await?;
+        let tenant = header.tenant_id.as_str();
+        let file = match read_block_file(self.store, header).await {
+            Ok(file) => file,
+            Err(e) => return self.archived_or(tenant, &header.file_key, e).await,
+        };
         if !matches!(file, StoredFile::Missing) {
             return Ok(file);
         }
-        let tenant = header.tenant_id.as_str();
         let Some(entry) = self.index.file_entry(tenant, &header.file_key).await? else {
             return Ok(StoredFile::Missing);
         };
@@ -107,7 +116,11 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
             return Ok(StoredFile::Missing);
         };
         if self.merged.as_ref().is_none_or(|(k, _)| *k != into) {
-            let Some(bytes) = self.store.get_object(&into).await? else {
+            let read = match self.store.get_object(&into).await {
+                Ok(read) => read,
+                Err(e) => return self.archived_or(tenant, &into, e).await,
+            };
+            let Some(bytes) = read else {
                 let tombstone = self
                     .index
                     .file_entry(tenant, &into)
@@ -143,6 +156,27 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
             file_key: into,
             rows,
         })
+    }
+
+    /// A file that could not be read: archived (as its manifest entry says), or the error.
+    async fn archived_or(
+        &self,
+        tenant_id: &str,
+        file_key: &str,
+        error: PortError,
+    ) -> Result<StoredFile, PortError> {
+        match self.index.file_entry(tenant_id, file_key).await? {
+            // Archived, or being archived (the class is named before the object moves).
+            Some(e)
+                if e.state == crate::ports::FileState::Archived || e.storage_class.is_some() =>
+            {
+                Ok(StoredFile::Archived {
+                    file_key: file_key.to_string(),
+                    storage_class: e.storage_class.unwrap_or_else(|| "GLACIER".into()),
+                })
+            }
+            _ => Err(error),
+        }
     }
 
     async fn removed(&mut self, key: String) -> Result<StoredFile, PortError> {
@@ -207,6 +241,7 @@ pub fn check_block_file(header: &BlockHeader, file: &StoredFile) -> (Vec<Fault>,
             tombstone_key,
             tombstone,
         } => return (tombstone_fault(header, tombstone_key, tombstone, None), 0),
+        StoredFile::Archived { .. } => return (Vec::new(), 0),
     };
     let mut faults = verify_block(header, Some(rows));
     faults.extend(file_changed(header, sha256));
@@ -281,6 +316,11 @@ pub async fn verify_stored_chain<I: JournalIndex, S: ObjectStore>(
                     report.note_deleted(header.seq, &tombstone_key);
                 }
                 report.faults.extend(faults);
+                report.blocks_checked += 1;
+                continue;
+            }
+            StoredFile::Archived { file_key, .. } => {
+                report.note_archived(header.seq, &file_key);
                 report.blocks_checked += 1;
                 continue;
             }

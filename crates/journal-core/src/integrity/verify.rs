@@ -213,9 +213,14 @@ pub struct VerifyReport {
     /// Blocks whose files retention deleted, each accounted for by a tombstone (not faults).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_by_rule: Vec<DeletedSpan>,
+    /// Blocks whose files are archived and not restored: linked in the chain, rows not read
+    /// (the span's key is the file). Restore them to check their rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived: Vec<DeletedSpan>,
 }
 
-/// Consecutive blocks deleted under one tombstone.
+/// Consecutive blocks deleted under one tombstone (or, in [`VerifyReport::archived`], held in
+/// one archived file, named by `tombstone_key`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletedSpan {
     pub from_seq: u64,
@@ -231,6 +236,11 @@ impl VerifyReport {
     /// Records block `seq` as deleted under `tombstone_key` (blocks arrive by seq).
     pub fn note_deleted(&mut self, seq: u64, tombstone_key: &str) {
         note_deleted(&mut self.deleted_by_rule, seq, tombstone_key);
+    }
+
+    /// Records block `seq` as archived in `file_key` (blocks arrive by seq).
+    pub fn note_archived(&mut self, seq: u64, file_key: &str) {
+        note_deleted(&mut self.archived, seq, file_key);
     }
 
     pub fn blocks_deleted(&self) -> u64 {

@@ -308,6 +308,11 @@ pub struct AuditReport {
     /// tombstone that lists it as the chain holds it: deleted by rule, not tampered with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_by_rule: Vec<DeletedSpan>,
+    /// Blocks in scope whose files are archived and not restored: linked and vouched for like
+    /// every other block, rows not read (`tombstone_key` names the file). A restore makes them
+    /// checkable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archived: Vec<DeletedSpan>,
     pub head_seq: Option<u64>,
     /// Blocks `0..=covered_seq` are each vouched for by a validly signed checkpoint that agrees
     /// with the chain, directly or through unbroken links from the checkpointed block down.
@@ -463,6 +468,7 @@ where
     let mut checked_seqs = Vec::new();
     let mut files = BlockFiles::new(store, index);
     let mut deleted_by_rule = Vec::new();
+    let mut archived = Vec::new();
     for header in blocks.iter().filter(|h| scope.overlaps(h)) {
         let file = files.read(header).await?;
         let (faults, rows) = match &file {
@@ -475,6 +481,10 @@ where
                     note_deleted(&mut deleted_by_rule, header.seq, tombstone_key);
                 }
                 (faults, 0)
+            }
+            StoredFile::Archived { file_key, .. } => {
+                note_deleted(&mut archived, header.seq, file_key);
+                (Vec::new(), 0)
             }
             _ => check_block_file(header, &file),
         };
@@ -536,6 +546,7 @@ where
         records_checked,
         checked: spans(checked_seqs),
         deleted_by_rule,
+        archived,
         head_seq: head.as_ref().map(|h| h.seq),
         covered_seq: coverage.covered_seq,
         unvouched: coverage.unvouched,

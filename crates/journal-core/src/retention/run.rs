@@ -15,7 +15,8 @@
 //! # Crash safety
 //!
 //! Archiving: record the file's record ids beside it (to find its index entries once it can no
-//! longer be read), mark its pointers archived, move the object, mark the manifest entry.
+//! longer be read), mark its pointers archived, name the class in the manifest entry, move the
+//! object, mark the entry archived.
 //! Expiry: write the signed tombstone (write-once) and name it in the manifest entry, delete the
 //! records' index entries, delete every version of the object, mark the entry deleted. Every step
 //! is idempotent and the manifest entry changes last, so the next run redoes what a crash
@@ -689,6 +690,11 @@ where
             }
             self.index.write_pointers(&pointers).await?;
             self.check(RetentionStep::PointersMarked)?;
+            // The class first (the entry stays live): from here on a reader that cannot read
+            // the object knows it is archived.
+            let mut moving = entry.clone();
+            moving.storage_class = Some(class.as_str().to_string());
+            self.index.put_manifest(&moving).await?;
             self.store.set_storage_class(key, class.as_str()).await?;
             self.check(RetentionStep::Moved)?;
         }

@@ -202,6 +202,25 @@ async fn files_move_to_the_archive_class_exactly_when_due_and_small_ones_are_rep
     assert_eq!(stored.sealed.signature_fault(&signer().public_key()), None);
     assert_eq!(stored.report.files, due.files);
 
+    // Verification links through the archived blocks and says their rows were not read.
+    let v = verify_stored_chain(&j.index, &j.store, "t1").await.unwrap();
+    assert!(v.ok(), "{v:#?}");
+    assert_eq!(
+        v.archived
+            .iter()
+            .map(|s| (s.from_seq, s.to_seq, s.tombstone_key.as_str()))
+            .collect::<Vec<_>>(),
+        [(0, 3, MERGED)]
+    );
+    assert_eq!(v.rows_checked, 5, "only the small file's rows");
+    j.store.finish_restore(MERGED);
+    let v = verify_stored_chain(&j.index, &j.store, "t1").await.unwrap();
+    assert!(
+        v.ok() && v.archived.is_empty() && v.rows_checked == 1205,
+        "{v:#?}"
+    );
+    j.store.archive(MERGED, "DEEP_ARCHIVE");
+
     // Nothing is archived twice.
     let again = run(&j, &p, at(archive_due(), DAY_MS), false).await;
     assert_eq!(again.of("archive").count(), 0, "{again:#?}");
