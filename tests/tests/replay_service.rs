@@ -1909,3 +1909,97 @@ async fn metrics_are_read_by_both_roles_filtered_by_model_refused_on_bad_dates_a
     assert_eq!(events[2].read_count, want.len() as u64);
     assert!(events.iter().all(|e| e.read.is_empty()));
 }
+
+#[tokio::test]
+async fn a_range_over_files_retention_deleted_shows_what_is_left_and_lookups_find_nothing_deleted()
+{
+    use journal_core::ports::IndexEntry;
+    use journal_core::retention::{
+        HoldScope, LegalHold, Retention, RetentionConfig, RetentionPolicy,
+    };
+
+    let w = World::new(61, 600).await;
+    let (store, index) = (w.svc.store(), w.svc.index());
+    // Where every record of the tenant is, before retention.
+    let mut file_of: HashMap<String, String> = HashMap::new();
+    for r in w.mine() {
+        let id = record_id(r);
+        if let Some(IndexEntry::Indexed(p)) = index.get_pointer(TENANT, &id).await.unwrap() {
+            file_of.insert(id, p.file_key);
+        }
+    }
+    // A hold on the first minutes keeps the files of the first batch; everything else expires.
+    let all = TimeRange {
+        from: None,
+        to: None,
+    };
+    let until = at(&w.records[50]);
+    let mut policy = RetentionPolicy::parse(
+        br#"{"format":1,"version":1,"updated_at":"2026-01-01T00:00:00Z",
+             "default":{"default":{"days_hot":30,"archive_class":"GLACIER","expire_after_years":1}}}"#,
+    )
+    .unwrap();
+    policy.legal_holds.push(LegalHold {
+        id: "case-1".into(),
+        tenant_id: TENANT.into(),
+        reason: "litigation".into(),
+        placed_at: w.start,
+        scope: HoldScope {
+            to: Some(until),
+            ..HoldScope::default()
+        },
+    });
+    policy.validate().unwrap();
+    let held: BTreeSet<String> = index
+        .list_manifest(TENANT, &w.start.date_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.first_occurred_at < until)
+        .map(|e| e.file_key)
+        .collect();
+    assert!(!held.is_empty() && held.len() < 4, "{held:?}");
+    let signer = MemorySigner::from_seed(b"range after retention");
+    let retention = Retention::new(
+        store,
+        index,
+        store,
+        &signer,
+        &policy,
+        RetentionConfig::default(),
+        "test",
+    );
+    let later = Timestamp::from_millis(w.start.millis() + 800 * 86_400_000).unwrap();
+    let report = retention.run_tenant(TENANT, later, false).await.unwrap();
+    assert!(report.of("expire").count() > 0, "{report:#?}");
+    assert_eq!(report.of("held").count(), held.len(), "{report:#?}");
+
+    // The range answers the records of the held files, in full, and nothing of the others.
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = file_of
+            .iter()
+            .filter(|(_, f)| held.contains(*f))
+            .map(|(id, _)| id.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let (views, _) = all_pages(&w, AUDITOR, |cursor| Operation::QueryRange {
+        range: all,
+        limit: Some(100),
+        cursor,
+    })
+    .await;
+    let got: Vec<String> = sorted_ids(&views)
+        .into_iter()
+        .filter(|id| file_of.contains_key(id))
+        .collect();
+    assert_eq!(got, expected);
+    // An expired decision is not found; a held one is.
+    let (gone, _) = file_of.iter().find(|(_, f)| !held.contains(*f)).unwrap();
+    let r = w.ask(AUDITOR, lookup(gone)).await;
+    assert_eq!(records(&r).records[0].status, "not_found", "{r:?}");
+    let (kept, _) = file_of.iter().find(|(_, f)| held.contains(*f)).unwrap();
+    let r = w.ask(AUDITOR, lookup(kept)).await;
+    assert_eq!(records(&r).records[0].status, "found", "{r:?}");
+}

@@ -59,14 +59,20 @@ where
         let mut file_key = h.file_key.clone();
         let mut counted = reader.row_group_count(&file_key).await;
         if let Err(RowReadError::Read(ReadError::NotFound { .. })) = counted {
-            if let Some(into) = svc
-                .index()
-                .get_manifest(tenant, &h.file_key)
-                .await?
-                .and_then(|e| e.compacted_into)
-            {
+            let entry = svc.index().get_manifest(tenant, &h.file_key).await?;
+            // Deleted by retention (with a tombstone): the range has no rows of it to show.
+            if entry.as_ref().is_some_and(|e| e.tombstone.is_some()) {
+                continue;
+            }
+            if let Some(into) = entry.and_then(|e| e.compacted_into) {
+                counted = reader.row_group_count(&into).await;
+                if let Err(RowReadError::Read(ReadError::NotFound { .. })) = counted {
+                    let moved = svc.index().get_manifest(tenant, &into).await?;
+                    if moved.is_some_and(|e| e.tombstone.is_some()) {
+                        continue;
+                    }
+                }
                 file_key = into;
-                counted = reader.row_group_count(&file_key).await;
             }
         }
         let groups = match counted {
