@@ -1637,15 +1637,16 @@ async fn archived_files_and_erased_subjects_are_named_not_guessed() {
     let g = decisions[0];
     let id = record_id(g);
     let subject_ref = w.subject_ref(g["subject"]["id"].as_str().unwrap());
-    let removed = w
-        .svc
-        .journal
-        .subject_keys
-        .keys
-        .lock()
-        .unwrap()
-        .remove(&(TENANT.to_string(), subject_ref.clone()));
-    assert!(removed.is_some(), "the subject had a data key");
+    use journal_core::ports::SubjectKeyStore;
+    let keys = &w.svc.journal.subject_keys;
+    assert!(
+        keys.shred(TENANT, &subject_ref).await.unwrap(),
+        "the subject had a data key"
+    );
+    assert!(
+        !keys.shred(TENANT, &subject_ref).await.unwrap(),
+        "shredded once"
+    );
     let r = w
         .ask(
             AUDITOR,

@@ -239,6 +239,10 @@ impl SubjectKeyStore for KmsSubjectKeys {
             .insert(tenant_id, subject_ref, key.clone());
         Ok(key)
     }
+
+    async fn shred(&self, tenant_id: &str, subject_ref: &str) -> Result<bool, PortError> {
+        KmsSubjectKeys::shred(self, tenant_id, subject_ref).await
+    }
 }
 
 fn subject_key(tenant_id: &str, subject_ref: &str) -> Item {

@@ -192,6 +192,12 @@ impl SubjectKeyStore for MemorySubjectKeys {
             });
         DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
     }
+
+    async fn shred(&self, tenant_id: &str, subject_ref: &str) -> Result<bool, PortError> {
+        Ok(lock(&self.keys)
+            .remove(&(tenant_id.to_string(), subject_ref.to_string()))
+            .is_some())
+    }
 }
 
 #[derive(Clone, Debug)]

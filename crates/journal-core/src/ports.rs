@@ -519,4 +519,11 @@ pub trait SubjectKeyStore: Send + Sync {
         tenant_id: &str,
         subject_ref: &str,
     ) -> impl Future<Output = Result<DataKey, PortError>> + Send;
+    /// Erasure: deletes the subject's stored key, so that everything sealed under it can no
+    /// longer be opened (a later `data_key` issues a new one). `Ok(true)` when a key existed.
+    fn shred(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
 }

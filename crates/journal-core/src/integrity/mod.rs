@@ -17,6 +17,6 @@ pub use leaf::{leaf_hash, new_salt, Salt};
 pub use merkle::{inclusion_proof, merkle_root, verify_inclusion, Hash32};
 pub use stored::{verify_stored_chain, StoredVerifyError};
 pub use verify::{
-    note_deleted, verify_block, verify_block_leaves, verify_chain, DeletedSpan, Fault, StoredLeaf,
-    VerifyReport,
+    note_deleted, verify_block, verify_block_erased, verify_block_leaves, verify_chain,
+    DeletedSpan, Fault, StoredLeaf, VerifyReport,
 };

@@ -119,6 +119,19 @@ pub enum Fault {
         tombstone_key: String,
         reason: String,
     },
+    /// An erasure receipt says this leaf's row was removed, but the row is still stored.
+    ErasedRowPresent {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+    },
+    /// An erasure receipt names a leaf the block does not have.
+    BadErasure {
+        seq: u64,
+        block_id: String,
+        leaf_index: u64,
+        reason: String,
+    },
     /// A row cannot be canonicalized at all.
     UnreadableRow {
         seq: u64,
@@ -194,6 +207,14 @@ impl fmt::Display for Fault {
             BadTombstone { seq, block_id, tombstone_key, reason } => write!(
                 f,
                 "block {seq} ({block_id}): its file was deleted, but tombstone {tombstone_key} does not account for it: {reason}"
+            ),
+            ErasedRowPresent { seq, block_id, leaf_index } => write!(
+                f,
+                "block {seq} ({block_id}) leaf {leaf_index}: an erasure receipt removed this row, but it is still stored"
+            ),
+            BadErasure { seq, block_id, leaf_index, reason } => write!(
+                f,
+                "block {seq} ({block_id}): an erasure receipt names leaf {leaf_index}: {reason}"
             ),
             UnreadableRow { seq, block_id, leaf_index, reason } => {
                 write!(f, "block {seq} ({block_id}) leaf {leaf_index}: unreadable row: {reason}")
@@ -376,6 +397,18 @@ pub fn verify_block(header: &BlockHeader, rows: Option<&[JournalRow]>) -> Vec<Fa
 /// [`verify_block`] over rows' integrity columns: leaf indexes `0..count` once each in order,
 /// the Merkle root of the stored leaves, and every recomputed leaf equal to the stored one.
 pub fn verify_block_leaves(header: &BlockHeader, rows: Option<&[StoredLeaf]>) -> Vec<Fault> {
+    verify_block_erased(header, rows, &[])
+}
+
+/// [`verify_block_leaves`] for a block some of whose rows were erased: `erased` holds the leaf
+/// index and hash of each row an erasure receipt says was removed. They stand in for their rows
+/// in the completeness check and the Merkle root; a row still stored under an erased leaf is a
+/// fault.
+pub fn verify_block_erased(
+    header: &BlockHeader,
+    rows: Option<&[StoredLeaf]>,
+    erased: &[(u32, Hash32)],
+) -> Vec<Fault> {
     let seq = header.seq;
     let block_id = || header.block_id.clone();
     let Some(rows) = rows else {
@@ -436,6 +469,25 @@ pub fn verify_block_leaves(header: &BlockHeader, rows: Option<&[StoredLeaf]>) ->
         }
         if leaves.insert(leaf_index, row.leaf_hash).is_some() {
             faults.push(Fault::DuplicateRow {
+                seq,
+                block_id: block_id(),
+                leaf_index,
+            });
+        }
+    }
+    for &(leaf_index, leaf_hash) in erased {
+        let leaf_index = u64::from(leaf_index);
+        if leaf_index >= header.count {
+            faults.push(Fault::BadErasure {
+                seq,
+                block_id: block_id(),
+                leaf_index,
+                reason: format!("the block has {} leaves", header.count),
+            });
+        } else if let std::collections::btree_map::Entry::Vacant(slot) = leaves.entry(leaf_index) {
+            slot.insert(leaf_hash);
+        } else {
+            faults.push(Fault::ErasedRowPresent {
                 seq,
                 block_id: block_id(),
                 leaf_index,

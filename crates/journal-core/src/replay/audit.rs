@@ -166,6 +166,9 @@ pub mod kind {
     pub const ROOT_MISMATCH: &str = "root_mismatch";
     /// A deleted file's tombstone does not account for its block (forged, altered, unsigned).
     pub const BAD_TOMBSTONE: &str = "bad_tombstone";
+    /// A row an erasure receipt removed is still stored, or the receipt names a leaf that
+    /// does not exist.
+    pub const BAD_ERASURE: &str = "bad_erasure";
     // Coverage.
     /// Blocks below the newest valid checkpoint that no checkpoint vouches for.
     pub const UNVOUCHED_BLOCKS: &str = "unvouched_blocks";
@@ -1015,6 +1018,20 @@ fn name_block_fault(f: &Fault) -> Option<NamedFault> {
             .seq(*seq)
             .block(block_id)
             .file(tombstone_key),
+        Fault::ErasedRowPresent {
+            seq,
+            block_id,
+            leaf_index,
+        }
+        | Fault::BadErasure {
+            seq,
+            block_id,
+            leaf_index,
+            ..
+        } => NamedFault::new(kind::BAD_ERASURE, message)
+            .seq(*seq)
+            .block(block_id)
+            .leaf(*leaf_index),
         Fault::MissingBlocks { .. }
         | Fault::ConflictingBlocks { .. }
         | Fault::BrokenLink { .. }

@@ -9,6 +9,7 @@
 //! - [`tombstone`]: the signed record of a deleted file that keeps the chain verifiable.
 //! - [`sealed`]: documents signed with the checkpoint key.
 
+pub mod erasure_receipt;
 pub mod plan;
 pub mod policy;
 pub mod policy_store;

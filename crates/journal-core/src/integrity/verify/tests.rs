@@ -285,3 +285,49 @@ fn substituted_or_missing_file() {
         }]
     );
 }
+
+#[test]
+fn erased_leaves_stand_in_for_their_rows_and_a_row_left_behind_is_a_fault() {
+    let (h, rows) = block(7);
+    let erased: Vec<(u32, Hash32)> = [2u32, 5]
+        .iter()
+        .map(|&i| (i, rows[i as usize].leaf_hash))
+        .collect();
+    let kept: Vec<JournalRow> = rows
+        .iter()
+        .filter(|r| r.leaf_index != 2 && r.leaf_index != 5)
+        .cloned()
+        .collect();
+    let leaves: Vec<StoredLeaf> = kept.iter().map(StoredLeaf::of_row).collect();
+    assert_eq!(verify_block_erased(&h, Some(&leaves), &erased), []);
+    // Without the receipt the same rows are two missing rows.
+    assert_eq!(verify_block_leaves(&h, Some(&leaves)).len(), 2);
+    // A receipt that lies about a leaf's hash breaks the root.
+    let mut forged = erased.clone();
+    forged[0].1 = [0u8; 32];
+    assert!(matches!(
+        verify_block_erased(&h, Some(&leaves), &forged)[..],
+        [Fault::RootMismatch { .. }]
+    ));
+    // A row the receipt removed is still there.
+    let all: Vec<StoredLeaf> = rows.iter().map(StoredLeaf::of_row).collect();
+    let faults = verify_block_erased(&h, Some(&all), &erased);
+    assert_eq!(
+        faults,
+        [2, 5].map(|leaf_index| Fault::ErasedRowPresent {
+            seq: 0,
+            block_id: "B0".into(),
+            leaf_index
+        })
+    );
+    // A leaf beyond the block.
+    let faults = verify_block_erased(
+        &h,
+        Some(&leaves),
+        &[(2, erased[0].1), (5, erased[1].1), (9, [1u8; 32])],
+    );
+    assert!(
+        matches!(faults[..], [Fault::BadErasure { leaf_index: 9, .. }]),
+        "{faults:?}"
+    );
+}
