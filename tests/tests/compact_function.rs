@@ -22,7 +22,7 @@ use journal_core::integrity::verify_stored_chain;
 use journal_core::ports::{FileState, JournalIndex, ManifestEntry, ObjectStore};
 use journal_core::replay::{Finder, Lookup, RowReader};
 use journal_core::timestamp::Timestamp;
-use journal_synth::{producer_body_batch, record_id, Generator, SynthConfig};
+use journal_synth::{generate_with_followups, producer_body_batch, record_id, SynthConfig};
 use serde_json::{json, Value};
 
 const DECISIONS: usize = 10_000;
@@ -34,18 +34,7 @@ fn records() -> Vec<Value> {
     let mut cfg = SynthConfig::new(47);
     cfg.start = Timestamp::from_millis(Timestamp::now().millis() - 2 * HOUR_MS).expect("time");
     cfg.mean_gap_ms = 20;
-    let mut out = Vec::new();
-    let mut decisions = 0;
-    for r in Generator::new(cfg) {
-        if r["kind"] == "decision" {
-            if decisions == DECISIONS {
-                break;
-            }
-            decisions += 1;
-        }
-        out.push(r);
-    }
-    out
+    generate_with_followups(cfg, DECISIONS)
 }
 
 fn compact_deps_env(j: &TestJournal) -> Result<HashMap<String, String>> {

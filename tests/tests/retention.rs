@@ -19,7 +19,7 @@ use journal_core::retention::{
     current_policy, Retention, RetentionConfig, RetentionPolicy, RetentionStep, MIN_ARCHIVE_BYTES,
 };
 use journal_core::timestamp::Timestamp;
-use journal_synth::{producer_body_batch, record_id, Generator, SynthConfig};
+use journal_synth::{generate_with_followups, producer_body_batch, record_id, SynthConfig};
 use serde_json::{json, Value};
 
 const DECISIONS: usize = 3_000;
@@ -30,18 +30,7 @@ fn records() -> Vec<Value> {
     let mut cfg = SynthConfig::new(53);
     cfg.start = Timestamp::from_millis(Timestamp::now().millis() - HOUR_MS).expect("time");
     cfg.mean_gap_ms = 20;
-    let mut out = Vec::new();
-    let mut decisions = 0;
-    for r in Generator::new(cfg) {
-        if r["kind"] == "decision" {
-            if decisions == DECISIONS {
-                break;
-            }
-            decisions += 1;
-        }
-        out.push(r);
-    }
-    out
+    generate_with_followups(cfg, DECISIONS)
 }
 
 fn env(j: &TestJournal) -> Result<HashMap<String, String>> {

@@ -60,6 +60,23 @@ pub fn generate_decisions(cfg: SynthConfig, n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The stream for `cfg` up to its `n`-th decision: those decisions and the outcomes and reviews
+/// that followed them meanwhile (the stream stops before the next decision).
+pub fn generate_with_followups(cfg: SynthConfig, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut decisions = 0;
+    for r in Generator::new(cfg) {
+        if r["kind"] == "decision" {
+            if decisions == n {
+                break;
+            }
+            decisions += 1;
+        }
+        out.push(r);
+    }
+    out
+}
+
 /// The idempotency key of a generated record, whatever its kind (what `Record::record_id`
 /// gives once parsed).
 pub fn record_id(record: &Value) -> String {

@@ -356,15 +356,6 @@ impl RetentionPolicy {
         }
         best
     }
-
-    /// The shortest hot window and expiry of a tenant: nothing of it is due before these.
-    pub fn earliest_due(&self, tenant_id: &str) -> (u32, Option<u32>) {
-        let (rules, _) = self.rules_of(tenant_id);
-        let all = std::iter::once(&rules.default).chain(rules.tiers.values());
-        let hot = all.clone().map(|r| r.days_hot).min().unwrap_or(0);
-        let expiry = all.filter_map(|r| r.expire_after_years).min();
-        (hot, expiry)
-    }
 }
 
 /// The tier named in a manifest entry's `risk_tiers` (`"none"` for records without one).

@@ -491,13 +491,14 @@ where
         state: &mut TenantState,
         report: &mut TenantReport,
     ) -> Result<bool, RetentionError> {
-        let expiring = matches!(decide(entry, self.policy, &[], now), Action::Expire { .. });
-        let hold_ids = if expiring {
-            holds.covering(entry).await?
-        } else {
-            Vec::new()
-        };
-        let action = decide(entry, self.policy, &hold_ids, now);
+        let mut action = decide(entry, self.policy, &[], now);
+        // Holds matter only to a file that is due to expire (resolving them may query the index).
+        if matches!(action, Action::Expire { .. }) {
+            let hold_ids = holds.covering(entry).await?;
+            if !hold_ids.is_empty() {
+                action = decide(entry, self.policy, &hold_ids, now);
+            }
+        }
         *report.counts.entry(action.name().to_string()).or_default() += 1;
         if matches!(action, Action::Held { .. }) {
             state.held.insert(entry.file_key.clone());
