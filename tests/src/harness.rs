@@ -2,7 +2,6 @@
 //! prefix, the ingest service wired to it exactly as the Lambda's `main` does, and helpers to
 //! send, drain and read back.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -82,19 +81,10 @@ impl TestJournal {
         })
         .await??;
         let clients = AwsClients::from_env().await;
-        let env: HashMap<String, String> = [
-            ("DJ_TABLE", stack.output("TableName")?),
-            ("DJ_LEDGER_TABLE", stack.output("LedgerTableName")?),
-            ("DJ_BUCKET", stack.output("BucketName")?),
-            ("DJ_DLQ_URL", stack.output("DlqUrl")?),
-            ("DJ_MASTER_KEY_SECRET_ID", stack.output("SecretArn")?),
-            ("DJ_SUBJECT_KEY_ID", stack.output("SubjectKeyId")?),
+        let env = stack.function_env(&[
             ("DJ_CLAIM_LEASE_SECONDS", &claim_lease_seconds.to_string()),
             ("DJ_ROW_GROUP_ROWS", "512"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ])?;
         let config = ingest::Config::from_map(&env)?;
         let deps = ingest::build_deps(&config, &clients).await?;
         let mapping = MappingConfig {

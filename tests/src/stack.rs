@@ -46,6 +46,25 @@ impl Stack {
             .with_context(|| format!("stack {} has no output {key}", self.name))
     }
 
+    /// The environment the functions read, as their Lambda configuration would set it from
+    /// this stack's outputs, with `extra` settings added (or overriding).
+    pub fn function_env(&self, extra: &[(&str, &str)]) -> Result<HashMap<String, String>> {
+        let mut env: HashMap<String, String> = [
+            ("DJ_TABLE", "TableName"),
+            ("DJ_LEDGER_TABLE", "LedgerTableName"),
+            ("DJ_BUCKET", "BucketName"),
+            ("DJ_DLQ_URL", "DlqUrl"),
+            ("DJ_MASTER_KEY_SECRET_ID", "SecretArn"),
+            ("DJ_SUBJECT_KEY_ID", "SubjectKeyId"),
+            ("DJ_CHECKPOINT_KEY_ID", "CheckpointKeyId"),
+        ]
+        .into_iter()
+        .map(|(k, output)| Ok((k.to_string(), self.output(output)?.to_string())))
+        .collect::<Result<_>>()?;
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ok(env)
+    }
+
     /// Runs `localstack/check_stack.py` on the deployed resources; fails with its report unless
     /// every check passed and each of `expected` (a `PASS  …` line) is in it.
     pub fn check(&self, expected: &[&str]) -> Result<String> {

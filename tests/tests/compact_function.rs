@@ -38,19 +38,11 @@ fn records() -> Vec<Value> {
 }
 
 fn compact_deps_env(j: &TestJournal) -> Result<HashMap<String, String>> {
-    let s = &j.stack;
-    Ok([
-        ("DJ_TABLE", s.output("TableName")?),
-        ("DJ_LEDGER_TABLE", s.output("LedgerTableName")?),
-        ("DJ_BUCKET", s.output("BucketName")?),
-        ("DJ_MASTER_KEY_SECRET_ID", s.output("SecretArn")?),
+    j.stack.function_env(&[
         ("DJ_COMPACT_TARGET_BYTES", &TARGET_BYTES.to_string()),
         ("DJ_COMPACT_SETTLE_SECONDS", "0"),
         ("DJ_COMPACT_GRACE_SECONDS", "3600"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect())
+    ])
 }
 
 /// The outputs the planner's documented rule makes of a partition date's live files: per

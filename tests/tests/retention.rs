@@ -34,20 +34,11 @@ fn records() -> Vec<Value> {
 }
 
 fn env(j: &TestJournal) -> Result<HashMap<String, String>> {
-    let s = &j.stack;
-    Ok([
-        ("DJ_TABLE", s.output("TableName")?),
-        ("DJ_LEDGER_TABLE", s.output("LedgerTableName")?),
-        ("DJ_BUCKET", s.output("BucketName")?),
-        ("DJ_MASTER_KEY_SECRET_ID", s.output("SecretArn")?),
-        ("DJ_CHECKPOINT_KEY_ID", s.output("CheckpointKeyId")?),
+    j.stack.function_env(&[
         ("DJ_COMPACT_TARGET_BYTES", "1048576"),
         ("DJ_COMPACT_SETTLE_SECONDS", "0"),
         ("DJ_COMPACT_GRACE_SECONDS", "0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect())
+    ])
 }
 
 fn policy_doc(version: u64) -> Value {

@@ -98,7 +98,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Send records to the ingest queue (from a JSON Lines file, or generated).
     Send(SendArgs),
-    /// Retention: what is due (plan), archive and expire it (run), the policy, legal holds.
+    /// Retention: what is due (plan), archive and expire it (run), the policy, legal holds,
+    /// the erasure of a subject.
     #[command(subcommand)]
     Retention(RetentionCommand),
 }
@@ -116,6 +117,21 @@ pub enum RetentionCommand {
     Hold(HoldArgs),
     /// Lift a legal hold.
     Release(ReleaseArgs),
+    /// Erase a subject (GDPR art. 17): key shredded, rows and index entries removed, a signed
+    /// receipt that names no personal data. Refused while a legal hold covers the subject.
+    Erase(EraseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EraseArgs {
+    #[command(flatten)]
+    pub function: RetentionFunction,
+    /// The subject's raw id: the function turns it into the subject ref; the id is not stored.
+    #[arg(long, value_name = "SUBJECT_ID")]
+    pub subject: String,
+    /// List the files and records that would be removed, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Which function retention commands invoke.
@@ -417,6 +433,25 @@ mod tests {
         ])
         .is_err());
         assert!(Cli::try_parse_from(["dj", "retention", "erase-everything"]).is_err());
+        let cli = Cli::try_parse_from([
+            "dj",
+            "--tenant",
+            "bank_1",
+            "retention",
+            "erase",
+            "--subject",
+            "user_9",
+            "--dry-run",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Retention(RetentionCommand::Erase(e)) => {
+                assert_eq!((e.subject.as_str(), e.dry_run), ("user_9", true));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An erasure names its subject.
+        assert!(Cli::try_parse_from(["dj", "retention", "erase"]).is_err());
     }
 
     #[test]

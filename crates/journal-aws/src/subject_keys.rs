@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
@@ -21,6 +22,10 @@ use crate::index::items::{self, s, Attrs, Item, PK};
 
 /// Plaintext keys kept in process, at most (about 32 bytes of key plus two ids each).
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+/// How long a process uses a key it unwrapped before reading it again. An erasure shreds the
+/// stored key; a warm ingest elsewhere may seal a few more records under its cached copy for at
+/// most this long, and those records' features are then as unreadable as the erased ones.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
 const CONTEXT_TENANT: &str = "tenant_id";
 const CONTEXT_SUBJECT: &str = "subject_ref";
@@ -56,13 +61,16 @@ impl KmsSubjectKeys {
             kms,
             table: table.into(),
             key_id: key_id.into(),
-            cache: Arc::new(Mutex::new(KeyCache::new(DEFAULT_CACHE_CAPACITY))),
+            cache: Arc::new(Mutex::new(KeyCache::new(
+                DEFAULT_CACHE_CAPACITY,
+                DEFAULT_CACHE_TTL,
+            ))),
         }
     }
 
     /// Replaces the cache with an empty one holding at most `capacity` keys (0 disables it).
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
-        self.cache = Arc::new(Mutex::new(KeyCache::new(capacity)));
+        self.cache = Arc::new(Mutex::new(KeyCache::new(capacity, DEFAULT_CACHE_TTL)));
         self
     }
 
@@ -273,37 +281,52 @@ fn plaintext_key(op: &str, plaintext: Option<Blob>, target: &str) -> Result<Data
 
 /// A bounded map with approximate LRU eviction in O(1): entries live in a young and an old
 /// generation; a hit in the old one moves the entry to the young one, and when the young one is
-/// full the old one is dropped and the young one becomes old.
+/// full the old one is dropped and the young one becomes old. An entry older than `ttl` (from
+/// when it was unwrapped) is not used.
 struct KeyCache {
-    young: HashMap<(String, String), DataKey>,
-    old: HashMap<(String, String), DataKey>,
+    young: HashMap<(String, String), (DataKey, Instant)>,
+    old: HashMap<(String, String), (DataKey, Instant)>,
     generation: usize,
+    ttl: Duration,
 }
 
 impl KeyCache {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, ttl: Duration) -> Self {
         Self {
             young: HashMap::new(),
             old: HashMap::new(),
             generation: capacity / 2,
+            ttl,
         }
     }
 
     fn get(&mut self, tenant_id: &str, subject_ref: &str) -> Option<DataKey> {
         let k = (tenant_id.to_string(), subject_ref.to_string());
-        if let Some(v) = self.young.get(&k) {
-            return Some(v.clone());
+        let fresh = |at: &Instant| at.elapsed() < self.ttl;
+        if let Some((v, at)) = self.young.get(&k) {
+            if fresh(at) {
+                return Some(v.clone());
+            }
+            self.young.remove(&k);
+            return None;
         }
-        let v = self.old.remove(&k)?;
-        self.put(k, v.clone());
+        let (v, at) = self.old.remove(&k)?;
+        if !fresh(&at) {
+            return None;
+        }
+        self.put(k, v.clone(), at);
         Some(v)
     }
 
     fn insert(&mut self, tenant_id: &str, subject_ref: &str, key: DataKey) {
-        self.put((tenant_id.to_string(), subject_ref.to_string()), key);
+        self.put(
+            (tenant_id.to_string(), subject_ref.to_string()),
+            key,
+            Instant::now(),
+        );
     }
 
-    fn put(&mut self, k: (String, String), v: DataKey) {
+    fn put(&mut self, k: (String, String), v: DataKey, at: Instant) {
         if self.generation == 0 {
             return;
         }
@@ -311,7 +334,7 @@ impl KeyCache {
             self.old = std::mem::take(&mut self.young);
         }
         self.old.remove(&k);
-        self.young.insert(k, v);
+        self.young.insert(k, (v, at));
     }
 
     fn remove(&mut self, tenant_id: &str, subject_ref: &str) {
@@ -336,7 +359,7 @@ mod tests {
 
     #[test]
     fn cache_is_bounded_and_keeps_recent_entries() {
-        let mut c = KeyCache::new(10);
+        let mut c = KeyCache::new(10, DEFAULT_CACHE_TTL);
         for i in 0..100 {
             c.insert("t", &i.to_string(), key(1));
             assert!(c.len() <= 10);
@@ -351,8 +374,21 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_not_used_past_its_time_to_live() {
+        let mut fresh = KeyCache::new(10, DEFAULT_CACHE_TTL);
+        fresh.insert("t", "s", key(1));
+        assert!(fresh.get("t", "s").is_some());
+        // Every entry is past a zero time to live, and is dropped when asked for.
+        let mut stale = KeyCache::new(10, Duration::ZERO);
+        stale.insert("t", "s", key(1));
+        assert_eq!(stale.len(), 1);
+        assert!(stale.get("t", "s").is_none());
+        assert_eq!(stale.len(), 0);
+    }
+
+    #[test]
     fn zero_capacity_caches_nothing() {
-        let mut c = KeyCache::new(0);
+        let mut c = KeyCache::new(0, DEFAULT_CACHE_TTL);
         c.insert("t", "s", key(1));
         assert!(c.get("t", "s").is_none());
     }

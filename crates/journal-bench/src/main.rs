@@ -18,15 +18,20 @@
 //! `--verify-every`): compaction throughput, bytes per record of the output and the run's peak
 //! heap; see [`compact`].
 //!
-//! `--retention` (`--records` 100000, `--block` 500, `--target-kib` 1024): files archived and
-//! expired per second by a retention run; see [`retention`].
+//! `--retention` (`--records` 100000, `--block` 500, `--target-kib` 1024, `--erasures` 5):
+//! files archived and expired per second by a retention run, and seconds per subject erased;
+//! see [`retention`].
 //!
-//! Without `--ingest`, `--replay`, `--compact` or `--retention`, all four run, each with its
-//! defaults.
+//! `--producer` (`--rate` 20000, `--seconds` 5, `--latency-ms` 20): the producer client's
+//! `record` latency at a paced rate and its SQS calls per 1,000 records; see [`producer`].
+//!
+//! Without `--ingest`, `--replay`, `--compact`, `--retention` or `--producer`, all five run,
+//! each with its defaults.
 
 mod block_on;
 mod compact;
 mod peak_alloc;
+mod producer;
 mod replay;
 mod retention;
 
@@ -67,6 +72,7 @@ fn main() {
         has("--replay"),
         has("--compact"),
         has("--retention"),
+        has("--producer"),
     ];
     // No mode named: every benchmark, each with its own defaults.
     let all = !chosen.iter().any(|c| *c);
@@ -104,6 +110,14 @@ fn main() {
             records: arg("--records", 100_000),
             block: arg("--block", 500),
             target_kib: arg("--target-kib", 1024),
+            erasures: arg("--erasures", 5),
+        });
+    }
+    if all || chosen[4] {
+        producer::run(&producer::Options {
+            rate: arg("--rate", 20_000),
+            seconds: arg("--seconds", 5),
+            latency_ms: arg("--latency-ms", 20) as u64,
         });
     }
 }

@@ -373,6 +373,7 @@ impl JournalIndex for MemoryIndex {
                         risk_tiers: Vec::new(),
                         storage_class: None,
                         tombstone: None,
+                        erasure_receipts: Vec::new(),
                     },
                 );
                 Ok(AbandonOutcome::Abandoned)

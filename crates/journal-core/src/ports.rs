@@ -118,6 +118,10 @@ pub struct ManifestEntry {
     /// Key of the signed tombstone retention wrote when it deleted the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tombstone: Option<String>,
+    /// Keys of the signed erasure receipts whose rows this file (an erasure's rewrite) lacks,
+    /// oldest first: verification takes their leaves in place of the missing rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasure_receipts: Vec<String>,
 }
 
 impl ManifestEntry {

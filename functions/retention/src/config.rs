@@ -13,8 +13,10 @@ pub struct Config {
     pub ledger_table: String,
     pub bucket: String,
     pub master_key_secret_id: String,
-    /// The KMS key that signs checkpoints also signs tombstones and reports.
+    /// The KMS key that signs checkpoints also signs tombstones, reports and erasure receipts.
     pub checkpoint_key_id: String,
+    /// The KMS key that wraps subject data keys (erasure deletes the subject's wrapped key).
+    pub subject_key_id: String,
     pub retention: RetentionConfig,
     /// Time kept back from the Lambda deadline: no file starts later than this before it.
     pub reserve_ms: u64,
@@ -56,6 +58,7 @@ impl Config {
             bucket: required("DJ_BUCKET")?,
             master_key_secret_id: required("DJ_MASTER_KEY_SECRET_ID")?,
             checkpoint_key_id: required("DJ_CHECKPOINT_KEY_ID")?,
+            subject_key_id: required("DJ_SUBJECT_KEY_ID")?,
             retention,
             reserve_ms: number("DJ_RETENTION_RESERVE_SECONDS", 60, 0, 900)? * 1000,
             answer_files: number("DJ_RETENTION_ANSWER_FILES", 200, 0, 10_000)? as usize,
@@ -74,6 +77,7 @@ mod tests {
             ("DJ_BUCKET", "b"),
             ("DJ_MASTER_KEY_SECRET_ID", "s"),
             ("DJ_CHECKPOINT_KEY_ID", "k"),
+            ("DJ_SUBJECT_KEY_ID", "sk"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

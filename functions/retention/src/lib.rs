@@ -1,8 +1,9 @@
 //! The `retention` Lambda: run by EventBridge Scheduler (`{"task": "run"}`) over every
 //! tenant, archiving files past their hot window and deleting (with a signed tombstone) files
 //! past their retention period unless a legal hold keeps them. `dj retention` invokes it for a
-//! dry run (`plan`), the policy in force, a new policy version, and legal holds. The domain
-//! lives in `journal_core::retention`.
+//! dry run (`plan`), the policy in force, a new policy version, legal holds, and the erasure
+//! of one subject (`erase`; runs finish erasures that wait for a restore). The domain lives in
+//! `journal_core::retention`.
 
 pub mod config;
 pub mod task;
@@ -11,12 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use journal_aws::checkpoints::{CheckpointRetention, KmsCheckpointSigner, S3CheckpointStore};
-use journal_aws::{load_master_key, AwsClients, DynamoIndex, S3ObjectStore};
+use journal_aws::{load_master_key, AwsClients, DynamoIndex, KmsSubjectKeys, S3ObjectStore};
+use journal_core::compact::CompactorConfig;
 use journal_core::keys::MasterKey;
 use journal_core::ports::JournalIndex;
 use journal_core::retention::{
-    current_policy, publish_policy, with_hold, without_hold, FileReport, PolicyStoreError,
-    Retention, RetentionConfig, RetentionPolicy, TenantReport,
+    current_policy, publish_policy, with_hold, without_hold, Erasure, ErasureReport, FileReport,
+    PolicyStoreError, Retention, RetentionConfig, RetentionPolicy, TenantReport,
 };
 use journal_core::timestamp::Timestamp;
 use lambda_runtime::LambdaEvent;
@@ -34,6 +36,8 @@ pub struct Deps {
     /// Write-once, Object Lock retained: policy versions, tombstones, reports.
     pub evidence: S3CheckpointStore,
     pub signer: KmsCheckpointSigner,
+    /// Erasure deletes the subject's wrapped data key.
+    pub subject_keys: KmsSubjectKeys,
     pub master: MasterKey,
     pub config: Config,
 }
@@ -66,6 +70,12 @@ pub async fn build_deps(config: Config, clients: &AwsClients) -> Result<Deps, St
             CheckpointRetention::default(),
         ),
         signer,
+        subject_keys: KmsSubjectKeys::new(
+            clients.dynamodb.clone(),
+            clients.kms.clone(),
+            &config.table,
+            &config.subject_key_id,
+        ),
         master,
         config,
     })
@@ -80,6 +90,9 @@ pub struct TenantRun {
     pub report: TenantReport,
     /// Files left out of `files` to keep the answer small.
     pub files_not_listed: usize,
+    /// Erasures this run finished or found still waiting.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<ErasureReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -155,6 +168,27 @@ pub async fn handle(
                 json!({ "task": "hold", "hold_id": request.id, "key": key, "version": next.version }),
             )
         }
+        Task::Erase(erase) => {
+            let (_, policy) = current_policy(&deps.evidence)
+                .await?
+                .ok_or(PolicyStoreError::NoPolicy)?;
+            let retention = retention_for(deps, &policy, now, stop_at);
+            let erasure = erasure_for(deps, &retention);
+            let span =
+                tracing::info_span!("erase", tenant = %erase.tenant_id, dry_run = erase.dry_run);
+            let report = erasure
+                .erase(&erase.tenant_id, &erase.subject_id, now, erase.dry_run)
+                .instrument(span)
+                .await?;
+            if report.busy {
+                return Err(format!(
+                    "tenant {} is busy with another retention run or erasure; try again",
+                    erase.tenant_id
+                )
+                .into());
+            }
+            Ok(json!({ "task": "erase", "erasure": report }))
+        }
         Task::Release(release) => {
             let hold_id = &release.hold_id;
             let (_, policy) = current_policy(&deps.evidence)
@@ -190,36 +224,25 @@ pub async fn retain(
             .map(|h| h.chain_id)
             .collect(),
     };
-    // Unique per run, also between runs of one process.
-    static RUNS: AtomicU64 = AtomicU64::new(0);
-    let owner = format!(
-        "retention-{}-{}-{}",
-        std::process::id(),
-        now.millis(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    );
-    let retention = Retention::new(
-        &deps.store,
-        &deps.index,
-        &deps.evidence,
-        &deps.signer,
-        &policy,
-        RetentionConfig {
-            stop_at,
-            ..deps.config.retention.clone()
-        },
-        owner,
-    );
+    let retention = retention_for(deps, &policy, now, stop_at);
+    let erasure = erasure_for(deps, &retention);
     let mut runs = Vec::new();
     for tenant in tenants {
         let span = tracing::info_span!("retention", tenant = %tenant, dry_run);
-        let result = retention
-            .run_tenant(&tenant, now, dry_run)
-            .instrument(span.clone())
-            .await;
+        let result = async {
+            let report = retention.run_tenant(&tenant, now, dry_run).await?;
+            let erasures = if dry_run {
+                Vec::new()
+            } else {
+                erasure.resume(&tenant, now).await?
+            };
+            Ok::<_, journal_core::retention::RetentionError>((report, erasures))
+        }
+        .instrument(span.clone())
+        .await;
         let _in = span.enter();
         runs.push(match result {
-            Ok(mut report) => {
+            Ok((mut report, erasures)) => {
                 tracing::info!(counts = ?report.counts, report = ?report.report_key, "retention run");
                 let listed = deps.config.answer_files.min(report.files.len());
                 let files_not_listed = report.files.len() - listed;
@@ -229,6 +252,7 @@ pub async fn retain(
                     tenant_id: tenant,
                     report,
                     files_not_listed,
+                    erasures,
                     error: None,
                 }
             }
@@ -241,12 +265,66 @@ pub async fn retain(
                         ..TenantReport::default()
                     },
                     files_not_listed: 0,
+                    erasures: Vec::new(),
                     error: Some(e.to_string()),
                 }
             }
         });
     }
     Ok(runs)
+}
+
+/// A retention run's settings for this invocation, under an owner unique per run (also between
+/// runs of one process).
+fn retention_for<'a>(
+    deps: &'a Deps,
+    policy: &'a RetentionPolicy,
+    now: Timestamp,
+    stop_at: Option<Instant>,
+) -> AwsRetention<'a> {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let owner = format!(
+        "retention-{}-{}-{}",
+        std::process::id(),
+        now.millis(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
+    Retention::new(
+        &deps.store,
+        &deps.index,
+        &deps.evidence,
+        &deps.signer,
+        policy,
+        RetentionConfig {
+            stop_at,
+            ..deps.config.retention.clone()
+        },
+        owner,
+    )
+}
+
+type AwsRetention<'a> =
+    Retention<'a, S3ObjectStore, DynamoIndex, S3CheckpointStore, KmsCheckpointSigner>;
+
+/// Erasure beside a run: copies are written like compaction's outputs.
+fn erasure_for<'r, 'a>(
+    deps: &'r Deps,
+    retention: &'r AwsRetention<'a>,
+) -> Erasure<
+    'r,
+    'a,
+    S3ObjectStore,
+    DynamoIndex,
+    S3CheckpointStore,
+    KmsCheckpointSigner,
+    KmsSubjectKeys,
+> {
+    Erasure::new(
+        retention,
+        &deps.subject_keys,
+        &deps.master,
+        CompactorConfig::default().writer,
+    )
 }
 
 #[cfg(test)]

@@ -48,6 +48,17 @@ pub struct SetPolicyTask {
     pub policy: Value,
 }
 
+/// Erases one subject: the raw id is turned into the tenant's subject ref and never stored.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EraseTask {
+    pub tenant_id: String,
+    pub subject_id: String,
+    /// List what would be removed, changing nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseTask {
@@ -68,6 +79,8 @@ pub enum Task {
     Hold(HoldTask),
     /// Lifts a legal hold (as the next policy version).
     Release(ReleaseTask),
+    /// Erases one subject (GDPR art. 17), or lists what that would remove.
+    Erase(EraseTask),
 }
 
 /// Deserializes a task's fields, naming the one that is wrong.
@@ -111,9 +124,10 @@ impl Task {
             "set_policy" => Task::SetPolicy(fields(body)?),
             "hold" => Task::Hold(fields(body)?),
             "release" => Task::Release(fields(body)?),
+            "erase" => Task::Erase(fields(body)?),
             other => {
                 return Err(TaskError::Shape(format!(
-                    "unknown task {other:?}: run, plan, policy, set_policy, hold or release"
+                    "unknown task {other:?}: run, plan, policy, set_policy, hold, release or erase"
                 )))
             }
         };
@@ -126,6 +140,15 @@ impl Task {
             Task::Hold(h) => {
                 tenant(&h.tenant_id)?;
                 if h.subject_id.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                    return Err(TaskError::Field {
+                        field: "subject_id",
+                        reason: "must not be empty".into(),
+                    });
+                }
+            }
+            Task::Erase(e) => {
+                tenant(&e.tenant_id)?;
+                if e.subject_id.trim().is_empty() {
                     return Err(TaskError::Field {
                         field: "subject_id",
                         reason: "must not be empty".into(),
@@ -218,5 +241,29 @@ mod tests {
             "reason": "r", "from": "yesterday"}))
         .unwrap_err();
         assert!(err.to_string().contains(": from: not an RFC 3339"), "{err}");
+
+        assert_eq!(
+            Task::parse(&json!({"task": "erase", "tenant_id": "bank_1", "subject_id": "u-1"}))
+                .unwrap(),
+            Task::Erase(EraseTask {
+                tenant_id: "bank_1".into(),
+                subject_id: "u-1".into(),
+                dry_run: false
+            })
+        );
+        let err = Task::parse(&json!({"task": "erase", "tenant_id": "bank_1", "subject_id": " "}))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TaskError::Field {
+                    field: "subject_id",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = Task::parse(&json!({"task": "erase", "tenant_id": "bank_1"})).unwrap_err();
+        assert!(err.to_string().contains("subject_id"), "{err}");
     }
 }

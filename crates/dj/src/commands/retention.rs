@@ -1,10 +1,10 @@
-//! `dj retention`: invokes the retention function (plan, run, policy, hold, release) and
-//! prints what it did or would do.
+//! `dj retention`: invokes the retention function (plan, run, policy, hold, release, erase)
+//! and prints what it did or would do.
 
 use serde_json::{json, Value};
 
 use super::Ctx;
-use crate::cli::{HoldArgs, PolicyArgs, RetentionCommand, RetentionScope};
+use crate::cli::{EraseArgs, HoldArgs, PolicyArgs, RetentionCommand, RetentionScope};
 use crate::error::DjError;
 use crate::invoke::invoke_json;
 use crate::out;
@@ -15,6 +15,7 @@ pub async fn run(ctx: &Ctx, cmd: RetentionCommand) -> Result<u8, DjError> {
         RetentionCommand::Run(scope) => runs(ctx, "run", scope).await,
         RetentionCommand::Policy(args) => policy(ctx, args).await,
         RetentionCommand::Hold(args) => hold(ctx, args).await,
+        RetentionCommand::Erase(args) => erase(ctx, args).await,
         RetentionCommand::Release(args) => {
             let answer = invoke_json(
                 &ctx.global,
@@ -174,6 +175,81 @@ async fn hold(ctx: &Ctx, args: HoldArgs) -> Result<u8, DjError> {
     }
     let answer = invoke_json(&ctx.global, &args.function.name, "hold", &payload).await?;
     print_version(ctx, &answer, &format!("hold {} placed", args.id));
+    Ok(0)
+}
+
+async fn erase(ctx: &Ctx, args: EraseArgs) -> Result<u8, DjError> {
+    let tenant = ctx
+        .global
+        .tenant
+        .clone()
+        .ok_or_else(|| DjError::usage("an erasure needs --tenant"))?;
+    let payload = json!({"task": "erase", "tenant_id": tenant, "subject_id": args.subject,
+        "dry_run": args.dry_run});
+    let answer = invoke_json(&ctx.global, &args.function.name, "erase", &payload).await?;
+    if ctx.global.json {
+        out::json(&answer);
+        return Ok(0);
+    }
+    let e = &answer["erasure"];
+    let records: Vec<String> = e["records"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{v} {k}")).collect())
+        .unwrap_or_default();
+    let found = if records.is_empty() {
+        "no records".to_string()
+    } else {
+        records.join(", ")
+    };
+    out::line(format!(
+        "{} {}: {found}",
+        if args.dry_run {
+            "would erase"
+        } else {
+            "erased"
+        },
+        "the subject"
+    ));
+    for f in e["files"].as_array().into_iter().flatten() {
+        let what = match f["state"].as_str() {
+            Some("planned") if f["archived"] == json!(true) => {
+                "rewrite (archived: restored first)".to_string()
+            }
+            Some("planned") => "rewrite".to_string(),
+            Some("rewritten") => format!(
+                "rewritten to {} ({} rows removed)",
+                f["into"].as_str().unwrap_or("?"),
+                f["rows_removed"]
+            ),
+            Some("waiting") => format!("waiting: {}", f["reason"].as_str().unwrap_or("")),
+            Some("gone") => "already gone".to_string(),
+            _ => f.to_string(),
+        };
+        out::line(format!(
+            "  {}  {} records  {what}",
+            f["file_key"].as_str().unwrap_or("?"),
+            f["records"]
+        ));
+    }
+    if !args.dry_run {
+        if let Some(shredded) = e["key_shredded"].as_bool() {
+            out::line(format!(
+                "subject key: {}",
+                if shredded {
+                    "shredded"
+                } else {
+                    "none was stored"
+                }
+            ));
+        }
+        match (e["done"].as_bool(), e["receipt_key"].as_str()) {
+            (Some(true), Some(receipt)) => out::line(format!("signed receipt: {receipt}")),
+            _ => out::line(
+                "not finished: the index entries are gone; files still wait (see above), and \
+                 retention runs finish them",
+            ),
+        }
+    }
     Ok(0)
 }
 

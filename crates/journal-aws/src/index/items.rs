@@ -474,6 +474,12 @@ pub(crate) fn manifest_item(op: &str, e: &ManifestEntry) -> Result<Item, PortErr
     if let Some(key) = &e.tombstone {
         item.insert("tombstone".into(), s(key));
     }
+    if !e.erasure_receipts.is_empty() {
+        item.insert(
+            "erasure_receipts".into(),
+            AttributeValue::L(e.erasure_receipts.iter().map(s).collect()),
+        );
+    }
     Ok(item)
 }
 
@@ -498,6 +504,7 @@ pub(crate) fn manifest_entry(item: &Item) -> Result<ManifestEntry, ItemError> {
         risk_tiers: a.strings("risk_tiers")?,
         storage_class: a.opt_string("storage_class")?,
         tombstone: a.opt_string("tombstone")?,
+        erasure_receipts: a.strings("erasure_receipts")?,
     })
 }
 
@@ -672,6 +679,37 @@ mod tests {
         assert_eq!(pointer(&item), Err(ItemError::Missing("seq")));
         let err = ItemError::Missing("seq").at("get", &item);
         assert!(err.to_string().contains("D#t1#r1"));
+    }
+
+    #[test]
+    fn a_manifest_entry_round_trips_with_every_optional_field() {
+        let t = ts("2026-03-15T10:00:00Z");
+        let e = ManifestEntry {
+            tenant_id: "t".into(),
+            file_key: "decisions/tenant=t/date=2026-03-15/hour=10/erased-01J-000.parquet".into(),
+            block_id: "b1".into(),
+            state: FileState::Archived,
+            seq: Some(3),
+            rows: 9,
+            size: 1234,
+            sha256: "ab".repeat(32),
+            first_occurred_at: t,
+            last_occurred_at: t,
+            created_at: t,
+            last_seq: Some(5),
+            merged_from: vec!["a".into(), "b".into()],
+            compacted_into: Some("c".into()),
+            delete_after: Some(t),
+            risk_tiers: vec!["high".into()],
+            storage_class: Some("GLACIER".into()),
+            tombstone: Some("tombstones/x.json".into()),
+            erasure_receipts: vec![
+                "erasures/tenant=t/1.json".into(),
+                "erasures/tenant=t/2.json".into(),
+            ],
+        };
+        let item = manifest_item("op", &e).unwrap();
+        assert_eq!(manifest_entry(&item).unwrap(), e);
     }
 
     #[test]

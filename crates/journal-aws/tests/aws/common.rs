@@ -164,6 +164,7 @@ pub fn pending_entry(tenant: &str, block_id: &str) -> ManifestEntry {
         risk_tiers: Vec::new(),
         storage_class: None,
         tombstone: None,
+        erasure_receipts: Vec::new(),
     }
 }
 

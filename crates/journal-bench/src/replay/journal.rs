@@ -26,6 +26,8 @@ pub struct Journal {
     pub signer: MemorySigner,
     /// Every decision id ingested, in generation order.
     pub ids: Vec<String>,
+    /// The raw subject id of each of those decisions (erasure picks subjects from these).
+    pub subjects: Vec<Option<String>>,
     /// At or after every `occurred_at`: valid for ingest and lookups.
     pub now: Timestamp,
 }
@@ -45,6 +47,10 @@ pub fn ingest(n: usize, block: usize) -> Journal {
                 .expect("decisions have ids")
                 .to_string()
         })
+        .collect();
+    let subjects: Vec<Option<String>> = decisions
+        .iter()
+        .map(|d| d["subject"]["id"].as_str().map(str::to_string))
         .collect();
     let ingest = Ingest::new(
         MemoryStore::default(),
@@ -89,6 +95,7 @@ pub fn ingest(n: usize, block: usize) -> Journal {
         checkpoints,
         signer,
         ids,
+        subjects,
         now,
     }
 }

@@ -61,6 +61,7 @@ impl Env {
             risk_tiers: Vec::new(),
             storage_class: None,
             tombstone: None,
+            erasure_receipts: Vec::new(),
         };
         assert!(self.index.put_manifest_pending(&entry).await.unwrap());
         let header = BlockHeader {

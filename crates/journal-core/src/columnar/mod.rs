@@ -71,6 +71,7 @@
 
 mod decode;
 mod encode;
+pub mod filter;
 pub mod ranged;
 #[cfg(test)]
 mod tests;

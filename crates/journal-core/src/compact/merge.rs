@@ -12,7 +12,7 @@ use super::plan::OutputPlan;
 use crate::columnar::{
     col, CodecError, JournalFileWriter, LazyRowGroups, RowPosition, WriterConfig,
 };
-use crate::integrity::{verify_block_leaves, BlockHeader, Fault, Hash32, StoredLeaf};
+use crate::integrity::{verify_block_erased, BlockHeader, Fault, Hash32, StoredLeaf};
 use crate::layout;
 use crate::ports::{JournalIndex, ObjectStore, PortError};
 
@@ -206,6 +206,19 @@ pub fn verify_output(
     blocks: Vec<BlockHeader>,
     verify_every: usize,
 ) -> Result<MergedFile, MergeError> {
+    verify_output_erased(file_key, bytes, blocks, verify_every, &HashMap::new())
+}
+
+/// [`verify_output`] of a file some of whose rows were erased: `erased` holds, per block id,
+/// the leaf index and hash of each removed row (from the erasure receipts), which stand in for
+/// the rows; a removed row still present refuses the file.
+pub fn verify_output_erased(
+    file_key: String,
+    bytes: Bytes,
+    blocks: Vec<BlockHeader>,
+    verify_every: usize,
+    erased: &HashMap<String, Vec<(u32, Hash32)>>,
+) -> Result<MergedFile, MergeError> {
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let groups = LazyRowGroups::new(bytes.clone()).map_err(|source| codec(&file_key, source))?;
     let row_groups = groups.row_group_count();
@@ -250,9 +263,15 @@ pub fn verify_output(
     }
     let mut faults = Vec::new();
     for h in &blocks {
-        faults.extend(verify_block_leaves(
+        faults.extend(verify_block_erased(
             h,
-            by_block.get(h.block_id.as_str()).map(Vec::as_slice),
+            // The file exists; a block without rows (all erased) is checked as such.
+            Some(
+                by_block
+                    .get(h.block_id.as_str())
+                    .map_or(&[][..], Vec::as_slice),
+            ),
+            erased.get(&h.block_id).map_or(&[], Vec::as_slice),
         ));
     }
     drop(by_block);

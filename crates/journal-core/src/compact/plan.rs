@@ -215,6 +215,7 @@ mod tests {
             risk_tiers: Vec::new(),
             storage_class: None,
             tombstone: None,
+            erasure_receipts: Vec::new(),
         }
     }
 

@@ -444,99 +444,113 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         Ok(headers_of(self.index, plan, &ids).await?)
     }
 
-    /// Every record of the output gets a pointer to its new place (its link item too, for an
-    /// outcome or review). A pointer that names the record's block in one of the inputs (or
-    /// already the output) only changes place; any other is rebuilt from the row, its chained
-    /// header and the tenant's keys, as ingest built it.
     async fn switch(&self, merged: &MergedFile, plan: &OutputPlan) -> Result<(), CompactError> {
-        const CHUNK: usize = 2_000;
-        let tenant_id = &plan.partition.tenant_id;
-        let here: std::collections::BTreeSet<&str> = plan
-            .inputs
-            .iter()
-            .map(|e| e.file_key.as_str())
-            .chain([merged.file_key.as_str()])
-            .collect();
-        let mut rebuild = Vec::new();
-        for chunk in merged.placed.chunks(CHUNK) {
-            let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
-            let mut old: std::collections::HashMap<String, crate::ports::Pointer> = self
-                .index
-                .get_pointers(tenant_id, &ids)
-                .await?
-                .into_iter()
-                .map(|p| (p.record_id.clone(), p))
-                .collect();
-            let mut pointers = Vec::with_capacity(chunk.len());
-            for (record_id, block_id, at) in chunk {
-                match old.remove(record_id) {
-                    Some(mut p)
-                        if &p.block_id == block_id && here.contains(p.file_key.as_str()) =>
-                    {
-                        p.file_key.clone_from(&merged.file_key);
-                        p.row_group = at.row_group as u32;
-                        p.row = at.row_in_group as u32;
-                        p.storage_state = FileState::Live;
-                        pointers.push(p);
-                    }
-                    _ => rebuild.push(*at),
-                }
-            }
-            self.index.write_pointers(&pointers).await?;
-        }
-        if !rebuild.is_empty() {
-            tracing::warn!(file_key = %merged.file_key, rows = rebuild.len(),
-                "pointers rebuilt from their rows");
-            self.rebuild_pointers(merged, &rebuild).await?;
-        }
-        Ok(())
+        let inputs: Vec<&str> = plan.inputs.iter().map(|e| e.file_key.as_str()).collect();
+        switch_pointers(
+            self.index,
+            self.master,
+            &plan.partition.tenant_id,
+            merged,
+            &inputs,
+        )
+        .await
     }
+}
 
-    /// Pointers for the rows at `positions` (in file order), rebuilt from the rows.
-    async fn rebuild_pointers(
-        &self,
-        merged: &MergedFile,
-        positions: &[crate::columnar::RowPosition],
-    ) -> Result<(), CompactError> {
-        let fail = |reason: String| CompactError::Output {
-            file_key: merged.file_key.clone(),
-            reason,
-        };
-        let headers: BTreeMap<&str, &BlockHeader> = merged
-            .blocks
-            .iter()
-            .map(|h| (h.block_id.as_str(), h))
+/// Every record of `merged` gets a pointer to its new place (its link item too, for an outcome
+/// or review). A pointer that names the record's block in one of `inputs` (or already the
+/// output) only changes place; any other is rebuilt from the row, its chained header and the
+/// tenant's keys, as ingest built it.
+pub(crate) async fn switch_pointers<I: JournalIndex>(
+    index: &I,
+    master: &MasterKey,
+    tenant_id: &str,
+    merged: &MergedFile,
+    inputs: &[&str],
+) -> Result<(), CompactError> {
+    const CHUNK: usize = 2_000;
+    let here: std::collections::BTreeSet<&str> = inputs
+        .iter()
+        .copied()
+        .chain([merged.file_key.as_str()])
+        .collect();
+    let mut rebuild = Vec::new();
+    for chunk in merged.placed.chunks(CHUNK) {
+        let ids: Vec<String> = chunk.iter().map(|(id, _, _)| id.clone()).collect();
+        let mut old: std::collections::HashMap<String, crate::ports::Pointer> = index
+            .get_pointers(tenant_id, &ids)
+            .await?
+            .into_iter()
+            .map(|p| (p.record_id.clone(), p))
             .collect();
-        let groups = LazyRowGroups::new(merged.bytes.clone()).map_err(|e| fail(e.to_string()))?;
-        let mut wanted = positions.iter().peekable();
-        for (g, group) in groups.enumerate() {
-            if wanted.peek().is_none() {
-                break;
+        let mut pointers = Vec::with_capacity(chunk.len());
+        for (record_id, block_id, at) in chunk {
+            match old.remove(record_id) {
+                Some(mut p) if &p.block_id == block_id && here.contains(p.file_key.as_str()) => {
+                    p.file_key.clone_from(&merged.file_key);
+                    p.row_group = at.row_group as u32;
+                    p.row = at.row_in_group as u32;
+                    p.storage_state = FileState::Live;
+                    pointers.push(p);
+                }
+                _ => rebuild.push(*at),
             }
-            let group = group.map_err(|e| fail(e.to_string()))?;
-            let mut pointers = Vec::new();
-            while let Some(at) = wanted.next_if(|at| at.row_group == g) {
-                let row = group
-                    .row(at.row_in_group)
-                    .map_err(|e| fail(e.to_string()))?
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "row {} of row group {g} is not there",
-                            at.row_in_group
-                        ))
-                    })?;
-                let header = headers.get(row.block_id.as_str()).ok_or_else(|| {
-                    fail(format!("row {at:?} names unknown block {}", row.block_id))
-                })?;
-                let keys = self.master.tenant_keys(&row.record.tenant_id);
-                let mac = content_mac_of_stored(&row.record, &keys)
-                    .map_err(|e| fail(format!("record {}: {e}", row.record.record_id())))?;
-                pointers.push(pointer_for(&row, *at, header, &merged.file_key, mac));
-            }
-            self.index.write_pointers(&pointers).await?;
         }
-        Ok(())
+        index.write_pointers(&pointers).await?;
     }
+    if !rebuild.is_empty() {
+        tracing::warn!(file_key = %merged.file_key, rows = rebuild.len(),
+                "pointers rebuilt from their rows");
+        rebuild_pointers(index, master, merged, &rebuild).await?;
+    }
+    Ok(())
+}
+
+/// Pointers for the rows at `positions` (in file order), rebuilt from the rows.
+async fn rebuild_pointers<I: JournalIndex>(
+    index: &I,
+    master: &MasterKey,
+    merged: &MergedFile,
+    positions: &[crate::columnar::RowPosition],
+) -> Result<(), CompactError> {
+    let fail = |reason: String| CompactError::Output {
+        file_key: merged.file_key.clone(),
+        reason,
+    };
+    let headers: BTreeMap<&str, &BlockHeader> = merged
+        .blocks
+        .iter()
+        .map(|h| (h.block_id.as_str(), h))
+        .collect();
+    let groups = LazyRowGroups::new(merged.bytes.clone()).map_err(|e| fail(e.to_string()))?;
+    let mut wanted = positions.iter().peekable();
+    for (g, group) in groups.enumerate() {
+        if wanted.peek().is_none() {
+            break;
+        }
+        let group = group.map_err(|e| fail(e.to_string()))?;
+        let mut pointers = Vec::new();
+        while let Some(at) = wanted.next_if(|at| at.row_group == g) {
+            let row = group
+                .row(at.row_in_group)
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| {
+                    fail(format!(
+                        "row {} of row group {g} is not there",
+                        at.row_in_group
+                    ))
+                })?;
+            let header = headers
+                .get(row.block_id.as_str())
+                .ok_or_else(|| fail(format!("row {at:?} names unknown block {}", row.block_id)))?;
+            let keys = master.tenant_keys(&row.record.tenant_id);
+            let mac = content_mac_of_stored(&row.record, &keys)
+                .map_err(|e| fail(format!("record {}: {e}", row.record.record_id())))?;
+            pointers.push(pointer_for(&row, *at, header, &merged.file_key, mac));
+        }
+        index.write_pointers(&pointers).await?;
+    }
+    Ok(())
 }
 
 /// The partition a merged file's key names.
@@ -591,5 +605,6 @@ fn intent(plan: &OutputPlan, file_key: &str, now: Timestamp) -> ManifestEntry {
         },
         storage_class: None,
         tombstone: None,
+        erasure_receipts: Vec::new(),
     }
 }

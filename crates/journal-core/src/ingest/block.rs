@@ -115,6 +115,22 @@ impl PreparedBlock {
     }
 }
 
+/// The subject timeline a record is indexed under: its own subject, or, for an access record,
+/// the subject its request named (so an erasure finds who searched for the subject; replay's
+/// subject queries leave access records out).
+pub fn timeline_subject(r: &Record) -> Option<String> {
+    if r.kind != crate::record::Kind::Access {
+        return r.subject_ref.clone();
+    }
+    r.context
+        .as_ref()
+        .and_then(|c| c.get("target"))
+        .and_then(|t| t.get("subject_ref"))
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// The final index entry of a row at `position` of a chained block.
 pub fn pointer_for(
     row: &JournalRow,
@@ -136,7 +152,7 @@ pub fn pointer_for(
         leaf_index: row.leaf_index,
         occurred_at: r.occurred_at,
         received_at: r.received_at.unwrap_or(r.occurred_at),
-        subject_ref: r.subject_ref.clone(),
+        subject_ref: timeline_subject(r),
         model_name: r.model.as_ref().map(|m| m.name.clone()),
         model_version: r.model.as_ref().map(|m| m.version.clone()),
         decision: r.decision.clone(),

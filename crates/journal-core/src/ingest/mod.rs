@@ -465,6 +465,7 @@ where
             risk_tiers: block.risk_tiers(),
             storage_class: None,
             tombstone: None,
+            erasure_receipts: Vec::new(),
         };
         if !self.index.put_manifest_pending(&entry).await? {
             return Err(

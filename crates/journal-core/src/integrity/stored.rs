@@ -6,10 +6,13 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::chain::BlockHeader;
-use super::verify::{verify_block, verify_chain, Fault, VerifyReport};
+use super::verify::{
+    verify_block, verify_block_erased, verify_chain, Fault, StoredLeaf, VerifyReport,
+};
 use crate::checkpoint::CheckpointPublicKey;
 use crate::columnar::{self, CodecError, JournalRow};
 use crate::ports::{JournalIndex, ManifestEntry, ObjectStore, PortError};
+use crate::retention::erasure_receipt::ReceiptFile;
 use crate::retention::TombstoneFile;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,11 +39,14 @@ pub enum StoredFile {
         sha256: String,
         rows: Vec<JournalRow>,
     },
-    /// The block's rows as compaction moved them into `file_key` (the manifest names it): the
-    /// rows are checked against the header, but not the ingest file's SHA-256.
+    /// The block's rows as compaction (or an erasure's rewrite) moved them into `file_key`
+    /// (the manifest names it): the rows are checked against the header, but not the ingest
+    /// file's SHA-256. `receipts` are the erasure receipts the file's entry names: their leaves
+    /// stand in for the rows they removed.
     Moved {
         file_key: String,
         rows: Vec<JournalRow>,
+        receipts: Receipts,
     },
     /// In an archive storage class (the manifest says so) and not restored: not readable until
     /// a restore. The chain still links through the block; its rows are not checked.
@@ -54,6 +60,10 @@ pub enum StoredFile {
         tombstone: Arc<Result<TombstoneFile, String>>,
     },
 }
+
+/// The erasure receipts a rewritten file's manifest entry names, each read (or why it could
+/// not be), oldest first.
+pub type Receipts = Arc<Vec<(String, Result<ReceiptFile, String>)>>;
 
 /// The manifest entry of a file: where compaction moved its rows (`compacted_into`) and the
 /// tombstone of a file retention deleted.
@@ -82,8 +92,12 @@ impl<I: JournalIndex> MovedFiles for I {
 pub struct BlockFiles<'a, S, I> {
     store: &'a S,
     index: &'a I,
-    /// The last merged file read: its key and its rows by block id.
-    merged: Option<(String, std::collections::HashMap<String, Vec<JournalRow>>)>,
+    /// The last merged file read: its key, its rows by block id and its erasure receipts.
+    merged: Option<(
+        String,
+        std::collections::HashMap<String, Vec<JournalRow>>,
+        Receipts,
+    )>,
     tombstone: Option<(String, Arc<Result<TombstoneFile, String>>)>,
 }
 
@@ -115,17 +129,14 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
         let Some(into) = entry.compacted_into else {
             return Ok(StoredFile::Missing);
         };
-        if self.merged.as_ref().is_none_or(|(k, _)| *k != into) {
+        if self.merged.as_ref().is_none_or(|(k, _, _)| *k != into) {
             let read = match self.store.get_object(&into).await {
                 Ok(read) => read,
                 Err(e) => return self.archived_or(tenant, &into, e).await,
             };
+            let into_entry = self.index.file_entry(tenant, &into).await?;
             let Some(bytes) = read else {
-                let tombstone = self
-                    .index
-                    .file_entry(tenant, &into)
-                    .await?
-                    .and_then(|e| e.tombstone);
+                let tombstone = into_entry.and_then(|e| e.tombstone);
                 return match tombstone {
                     Some(key) => self.removed(key).await,
                     None => Ok(StoredFile::Missing),
@@ -145,17 +156,34 @@ impl<'a, S: ObjectStore, I: MovedFiles> BlockFiles<'a, S, I> {
             for r in rows {
                 by_block.entry(r.block_id.clone()).or_default().push(r);
             }
-            self.merged = Some((into.clone(), by_block));
+            let receipt_keys = into_entry.map(|e| e.erasure_receipts).unwrap_or_default();
+            let receipts = self.receipts(receipt_keys).await?;
+            self.merged = Some((into.clone(), by_block, receipts));
         }
-        let rows = self
-            .merged
-            .as_mut()
-            .and_then(|(_, by_block)| by_block.remove(&header.block_id))
-            .unwrap_or_default();
+        let (rows, receipts) = match self.merged.as_mut() {
+            Some((_, by_block, receipts)) => (
+                by_block.remove(&header.block_id).unwrap_or_default(),
+                receipts.clone(),
+            ),
+            None => (Vec::new(), Receipts::default()),
+        };
         Ok(StoredFile::Moved {
             file_key: into,
             rows,
+            receipts,
         })
+    }
+
+    async fn receipts(&self, keys: Vec<String>) -> Result<Receipts, PortError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let parsed = match self.store.get_object(&key).await? {
+                Some(bytes) => ReceiptFile::from_bytes(&bytes),
+                None => Err("the manifest names it but it does not exist".to_string()),
+            };
+            out.push((key, parsed));
+        }
+        Ok(Arc::new(out))
     }
 
     /// A file that could not be read: archived (as its manifest entry says), or the error.
@@ -220,7 +248,11 @@ pub async fn read_block_file<S: ObjectStore>(
 /// ([`verify_block`]), the file's bytes against the SHA-256 ingest sealed into the header
 /// ([`Fault::FileChanged`]), and a file that does not decode ([`Fault::UnreadableFile`]).
 /// Returns the faults and the number of rows read.
-pub fn check_block_file(header: &BlockHeader, file: &StoredFile) -> (Vec<Fault>, u64) {
+pub fn check_block_file(
+    header: &BlockHeader,
+    file: &StoredFile,
+    key: Option<&CheckpointPublicKey>,
+) -> (Vec<Fault>, u64) {
     let (sha256, rows) = match file {
         StoredFile::Missing => return (verify_block(header, None), 0),
         StoredFile::Unreadable { sha256, error } => {
@@ -234,8 +266,11 @@ pub fn check_block_file(header: &BlockHeader, file: &StoredFile) -> (Vec<Fault>,
             return (faults, 0);
         }
         StoredFile::Rows { sha256, rows } => (sha256, rows),
-        StoredFile::Moved { rows, .. } => {
-            return (verify_block(header, Some(rows)), rows.len() as u64);
+        StoredFile::Moved { rows, receipts, .. } => {
+            let (mut faults, erased) = erased_leaves(header, receipts, key);
+            let leaves: Vec<StoredLeaf> = rows.iter().map(StoredLeaf::of_row).collect();
+            faults.extend(verify_block_erased(header, Some(&leaves), &erased));
+            return (faults, rows.len() as u64);
         }
         StoredFile::Removed {
             tombstone_key,
@@ -246,6 +281,74 @@ pub fn check_block_file(header: &BlockHeader, file: &StoredFile) -> (Vec<Fault>,
     let mut faults = verify_block(header, Some(rows));
     faults.extend(file_changed(header, sha256));
     (faults, rows.len() as u64)
+}
+
+/// The leaves `receipts` say were erased from `header`'s block, and a fault for each receipt
+/// that does not account for itself (unreadable, altered, badly signed with a key, another
+/// tenant's). A receipt that cannot be read is reported on every block of its file; one that
+/// reads is reported on the blocks it lists.
+pub fn erased_leaves(
+    header: &BlockHeader,
+    receipts: &Receipts,
+    key: Option<&CheckpointPublicKey>,
+) -> (Vec<Fault>, Vec<(u32, super::Hash32)>) {
+    let mut faults = Vec::new();
+    let mut leaves = Vec::new();
+    let bad = |receipt_key: &str, reason: String| Fault::BadReceipt {
+        seq: header.seq,
+        block_id: header.block_id.clone(),
+        receipt_key: receipt_key.to_string(),
+        reason,
+    };
+    for (receipt_key, receipt) in receipts.iter() {
+        let r = match receipt {
+            Err(e) => {
+                faults.push(bad(receipt_key, format!("unreadable: {e}")));
+                continue;
+            }
+            Ok(r) => r,
+        };
+        if !r.blocks.iter().any(|b| b.seq == header.seq) {
+            continue;
+        }
+        let fault = r.fault(key).or_else(|| {
+            (r.receipt().tenant_id != header.tenant_id)
+                .then(|| "another tenant's receipt".to_string())
+        });
+        if let Some(reason) = fault {
+            faults.push(bad(receipt_key, reason));
+            continue;
+        }
+        if let Some(b) = r
+            .blocks
+            .iter()
+            .find(|b| b.seq == header.seq && b.block_id != header.block_id)
+        {
+            faults.push(bad(
+                receipt_key,
+                format!("lists block {} at seq {}", b.block_id, header.seq),
+            ));
+            continue;
+        }
+        match r.leaves_of(header.seq) {
+            Ok(l) => leaves.extend(l),
+            Err(e) => faults.push(bad(receipt_key, e)),
+        }
+    }
+    (faults, leaves)
+}
+
+/// The erasure receipts that removed rows of `header`'s block.
+pub fn receipts_touching<'a>(
+    header: &'a BlockHeader,
+    receipts: &'a Receipts,
+) -> impl Iterator<Item = &'a str> + 'a {
+    receipts.iter().filter_map(move |(key, r)| {
+        r.as_ref()
+            .ok()
+            .filter(|r| r.blocks.iter().any(|b| b.seq == header.seq))
+            .map(|_| key.as_str())
+    })
 }
 
 /// Why a tombstone does not account for a deleted block, if it does not: it must read, list
@@ -306,37 +409,42 @@ pub async fn verify_stored_chain<I: JournalIndex, S: ObjectStore>(
     };
     let mut files = BlockFiles::new(store, index);
     for header in &blocks {
-        let rows = match files.read(header).await? {
+        report.blocks_checked += 1;
+        let file = files.read(header).await?;
+        if let StoredFile::Unreadable { error, .. } = file {
+            return Err(StoredVerifyError::Unreadable {
+                seq: header.seq,
+                file_key: header.file_key.clone(),
+                source: error,
+            });
+        }
+        match &file {
             StoredFile::Removed {
                 tombstone_key,
                 tombstone,
             } => {
-                let faults = tombstone_fault(header, &tombstone_key, &tombstone, None);
+                let faults = tombstone_fault(header, tombstone_key, tombstone, None);
                 if faults.is_empty() {
-                    report.note_deleted(header.seq, &tombstone_key);
+                    report.note_deleted(header.seq, tombstone_key);
                 }
                 report.faults.extend(faults);
-                report.blocks_checked += 1;
-                continue;
             }
-            StoredFile::Archived { file_key, .. } => {
-                report.note_archived(header.seq, &file_key);
-                report.blocks_checked += 1;
-                continue;
+            StoredFile::Archived { file_key, .. } => report.note_archived(header.seq, file_key),
+            StoredFile::Unreadable { .. } => {}
+            StoredFile::Moved { receipts, .. } => {
+                for key in receipts_touching(header, receipts) {
+                    report.note_erased(header.seq, key);
+                }
+                let (faults, rows) = check_block_file(header, &file, None);
+                report.rows_checked += rows;
+                report.faults.extend(faults);
             }
-            StoredFile::Missing => None,
-            StoredFile::Unreadable { error, .. } => {
-                return Err(StoredVerifyError::Unreadable {
-                    seq: header.seq,
-                    file_key: header.file_key.clone(),
-                    source: error,
-                })
+            StoredFile::Missing => report.faults.extend(verify_block(header, None)),
+            StoredFile::Rows { rows, .. } => {
+                report.rows_checked += rows.len() as u64;
+                report.faults.extend(verify_block(header, Some(rows)));
             }
-            StoredFile::Rows { rows, .. } | StoredFile::Moved { rows, .. } => Some(rows),
-        };
-        report.rows_checked += rows.as_ref().map_or(0, |r| r.len() as u64);
-        report.faults.extend(verify_block(header, rows.as_deref()));
-        report.blocks_checked += 1;
+        }
     }
     Ok(report)
 }

@@ -125,6 +125,14 @@ pub enum Fault {
         block_id: String,
         leaf_index: u64,
     },
+    /// An erasure receipt the rewritten file names does not account for itself (unreadable,
+    /// altered, badly signed, another tenant's, or listing another block at this seq).
+    BadReceipt {
+        seq: u64,
+        block_id: String,
+        receipt_key: String,
+        reason: String,
+    },
     /// An erasure receipt names a leaf the block does not have.
     BadErasure {
         seq: u64,
@@ -212,6 +220,10 @@ impl fmt::Display for Fault {
                 f,
                 "block {seq} ({block_id}) leaf {leaf_index}: an erasure receipt removed this row, but it is still stored"
             ),
+            BadReceipt { seq, block_id, receipt_key, reason } => write!(
+                f,
+                "block {seq} ({block_id}): rows were removed under erasure receipt {receipt_key}, which does not account for it: {reason}"
+            ),
             BadErasure { seq, block_id, leaf_index, reason } => write!(
                 f,
                 "block {seq} ({block_id}): an erasure receipt names leaf {leaf_index}: {reason}"
@@ -234,6 +246,10 @@ pub struct VerifyReport {
     /// Blocks whose files retention deleted, each accounted for by a tombstone (not faults).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_by_rule: Vec<DeletedSpan>,
+    /// Blocks some of whose rows an erasure removed, per receipt (the span's key): their
+    /// leaves stand in for the rows, so the blocks still verify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<DeletedSpan>,
     /// Blocks whose files are archived and not restored: linked in the chain, rows not read
     /// (the span's key is the file). Restore them to check their rows.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -257,6 +273,11 @@ impl VerifyReport {
     /// Records block `seq` as deleted under `tombstone_key` (blocks arrive by seq).
     pub fn note_deleted(&mut self, seq: u64, tombstone_key: &str) {
         note_deleted(&mut self.deleted_by_rule, seq, tombstone_key);
+    }
+
+    /// Records rows of block `seq` as erased under `receipt_key` (blocks arrive by seq).
+    pub fn note_erased(&mut self, seq: u64, receipt_key: &str) {
+        note_deleted(&mut self.erased, seq, receipt_key);
     }
 
     /// Records block `seq` as archived in `file_key` (blocks arrive by seq).

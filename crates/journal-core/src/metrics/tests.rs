@@ -429,6 +429,7 @@ fn entry(key: &str, state: FileState) -> ManifestEntry {
         risk_tiers: Vec::new(),
         storage_class: None,
         tombstone: None,
+        erasure_receipts: Vec::new(),
     }
 }
 

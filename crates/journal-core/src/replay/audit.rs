@@ -50,7 +50,7 @@ use crate::checkpoint::{
     SIGNING_ALGORITHM,
 };
 use crate::integrity::stored::{
-    check_block_file, tombstone_fault, BlockFiles, MovedFiles, StoredFile,
+    check_block_file, receipts_touching, tombstone_fault, BlockFiles, MovedFiles, StoredFile,
 };
 use crate::integrity::{note_deleted, verify_chain, BlockHeader, ChainHead, DeletedSpan, Fault};
 use crate::ports::{JournalIndex, ObjectStore, PortError};
@@ -311,6 +311,10 @@ pub struct AuditReport {
     /// tombstone that lists it as the chain holds it: deleted by rule, not tampered with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted_by_rule: Vec<DeletedSpan>,
+    /// Blocks in scope some of whose rows an erasure removed (`tombstone_key` names the signed
+    /// receipt, whose leaves stand in for the rows): erased by request, not tampered with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<DeletedSpan>,
     /// Blocks in scope whose files are archived and not restored: linked and vouched for like
     /// every other block, rows not read (`tombstone_key` names the file). A restore makes them
     /// checkable.
@@ -472,6 +476,7 @@ where
     let mut files = BlockFiles::new(store, index);
     let mut deleted_by_rule = Vec::new();
     let mut archived = Vec::new();
+    let mut erased = Vec::new();
     for header in blocks.iter().filter(|h| scope.overlaps(h)) {
         let file = files.read(header).await?;
         let (faults, rows) = match &file {
@@ -489,7 +494,13 @@ where
                 note_deleted(&mut archived, header.seq, file_key);
                 (Vec::new(), 0)
             }
-            _ => check_block_file(header, &file),
+            StoredFile::Moved { receipts, .. } => {
+                for receipt_key in receipts_touching(header, receipts) {
+                    note_deleted(&mut erased, header.seq, receipt_key);
+                }
+                check_block_file(header, &file, Some(&key))
+            }
+            _ => check_block_file(header, &file, Some(&key)),
         };
         blocks_checked += 1;
         records_checked += rows;
@@ -549,6 +560,7 @@ where
         records_checked,
         checked: spans(checked_seqs),
         deleted_by_rule,
+        erased,
         archived,
         head_seq: head.as_ref().map(|h| h.seq),
         covered_seq: coverage.covered_seq,
@@ -1018,6 +1030,15 @@ fn name_block_fault(f: &Fault) -> Option<NamedFault> {
             .seq(*seq)
             .block(block_id)
             .file(tombstone_key),
+        Fault::BadReceipt {
+            seq,
+            block_id,
+            receipt_key,
+            ..
+        } => NamedFault::new(kind::BAD_ERASURE, message)
+            .seq(*seq)
+            .block(block_id)
+            .file(receipt_key),
         Fault::ErasedRowPresent {
             seq,
             block_id,

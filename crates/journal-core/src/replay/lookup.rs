@@ -490,10 +490,11 @@ impl<'a, S: RangedObjectStore, I: JournalIndex, W: BlockWitness> Finder<'a, S, I
         limit: usize,
     ) -> Result<Vec<Lookup>, LookupError> {
         reader.cost.index_reads += 1;
-        let pointers = self
+        let mut pointers = self
             .index
             .query_subject(tenant_id, subject_ref, range.0, range.1)
             .await?;
+        pointers.retain(|p| p.kind != crate::record::Kind::Access.as_str());
         self.all(reader, pointers, limit, range.1).await
     }
 

@@ -312,10 +312,12 @@ where
                     .tenant_keys(tenant)
                     .subject_ref(subject_id);
                 let (from, to) = range.bounds();
-                let pointers = self
+                let mut pointers = self
                     .index()
                     .query_subject(tenant, &subject_ref, from, to)
                     .await?;
+                // Reads of the subject share its timeline; they are the access log's to show.
+                pointers.retain(|p| p.kind != crate::record::Kind::Access.as_str());
                 self.pointer_page(role, tenant, pointers, *limit, cursor.as_deref(), now)
                     .await
             }

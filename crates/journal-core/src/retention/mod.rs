@@ -6,9 +6,12 @@
 //! - [`plan`]: what happens to one file and why (shared by dry and real runs).
 //! - [`run`]: a tenant's run: cursors over partition dates, archiving, expiry, reports.
 //! - [`restores`]: restores readers asked for, followed until the copy expires.
+//! - [`erasure`]: one subject's erasure: key shredded, rows rewritten away, a signed receipt.
+//! - [`erasure_receipt`]: the signed receipt of an erasure, naming no personal data.
 //! - [`tombstone`]: the signed record of a deleted file that keeps the chain verifiable.
 //! - [`sealed`]: documents signed with the checkpoint key.
 
+pub mod erasure;
 pub mod erasure_receipt;
 pub mod plan;
 pub mod policy;
@@ -19,8 +22,11 @@ pub mod sealed;
 pub mod tombstone;
 
 #[cfg(test)]
+mod erasure_tests;
+#[cfg(test)]
 mod tests;
 
+pub use erasure::{Erasure, ErasureReport, ErasureStep};
 pub use plan::{decide, Action};
 pub use policy::{
     ArchiveClass, Governing, HoldScope, LegalHold, PolicyError, RetentionPolicy, Rule, TenantRules,

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use super::plan::{decide, due_times, Action};
 use super::policy::{ArchiveClass, LegalHold, RetentionPolicy};
@@ -73,9 +74,17 @@ pub enum RetentionError {
     File { file_key: String, reason: String },
     #[error("retention state {key} is unreadable: {reason}")]
     State { key: String, reason: String },
+    /// An erasure refused: legal holds cover some of the subject's records.
+    #[error("erasure refused: legal hold(s) {} cover the subject's records ({records} found); release them first", holds.join(", "))]
+    Held { holds: Vec<String>, records: u64 },
 }
 
-fn file_error(file_key: &str, reason: impl ToString) -> RetentionError {
+/// The lease a retention run or an erasure takes on a tenant: one at a time per tenant.
+pub(super) fn tenant_lease(tenant_id: &str) -> String {
+    format!("retention#{tenant_id}")
+}
+
+pub(super) fn file_error(file_key: &str, reason: impl ToString) -> RetentionError {
     RetentionError::File {
         file_key: file_key.to_string(),
         reason: reason.to_string(),
@@ -368,7 +377,7 @@ where
             at: Some(now),
             ..TenantReport::default()
         };
-        let lease = format!("retention#{tenant_id}");
+        let lease = tenant_lease(tenant_id);
         if !dry_run {
             let until = Timestamp::from_millis(now.millis() + self.config.lease_ms)
                 .unwrap_or(Timestamp::MAX);
@@ -525,24 +534,28 @@ where
             return Ok(true);
         }
         let span = tracing::info_span!("retention_file", file_key = %entry.file_key, action = action.name());
-        let _enter = span.enter();
-        let result = match &action {
-            Action::Archive { class, .. } => self.archive(entry, *class).await.map(|()| None),
-            Action::Expire {
-                due_at,
-                rule,
-                expire_after_years,
-            } => {
-                let removed_by = RemovalRule {
-                    policy_version: self.policy.version,
-                    rule: rule.clone(),
-                    expire_after_years: *expire_after_years,
-                    due_at: *due_at,
-                };
-                self.expire(entry, removed_by, now).await
+        let result = async {
+            match &action {
+                Action::Archive { class, .. } => self.archive(entry, *class).await.map(|()| None),
+                Action::Expire {
+                    due_at,
+                    rule,
+                    expire_after_years,
+                } => {
+                    let removed_by = RemovalRule {
+                        policy_version: self.policy.version,
+                        rule: rule.clone(),
+                        expire_after_years: *expire_after_years,
+                        due_at: *due_at,
+                    };
+                    self.expire(entry, removed_by, now).await
+                }
+                _ => Ok(None),
             }
-            _ => Ok(None),
-        };
+        }
+        .instrument(span.clone())
+        .await;
+        let _enter = span.enter();
         let settled = match result {
             Ok(Some(Expiry::Deleted(key))) => {
                 file.tombstone = Some(key);
@@ -656,7 +669,7 @@ where
         Ok(())
     }
 
-    async fn archive(
+    pub(super) async fn archive(
         &self,
         entry: &ManifestEntry,
         class: ArchiveClass,
@@ -804,7 +817,10 @@ where
     }
 
     /// The chained headers of the blocks a file holds, by seq.
-    async fn blocks_of(&self, entry: &ManifestEntry) -> Result<Vec<BlockHeader>, RetentionError> {
+    pub(super) async fn blocks_of(
+        &self,
+        entry: &ManifestEntry,
+    ) -> Result<Vec<BlockHeader>, RetentionError> {
         let key = &entry.file_key;
         let first = entry
             .seq

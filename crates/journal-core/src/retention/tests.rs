@@ -15,21 +15,21 @@ use crate::ports::{
 };
 use crate::timestamp::Timestamp;
 
-type MemIngest = Ingest<MemoryStore, MemoryIndex, MemorySubjectKeys, MemoryRejects>;
+pub(super) type MemIngest = Ingest<MemoryStore, MemoryIndex, MemorySubjectKeys, MemoryRejects>;
 
-const DAY_MS: i64 = 86_400_000;
-const MERGED: &str =
+pub(super) const DAY_MS: i64 = 86_400_000;
+pub(super) const MERGED: &str =
     "decisions/tenant=t1/date=2026-03-15/hour=12/compacted-000000000000-000000000003.parquet";
 
-fn ts(s: &str) -> Timestamp {
+pub(super) fn ts(s: &str) -> Timestamp {
     Timestamp::parse(s).unwrap()
 }
 
-fn at(t: Timestamp, ms: i64) -> Timestamp {
+pub(super) fn at(t: Timestamp, ms: i64) -> Timestamp {
     Timestamp::from_millis(t.millis() + ms).unwrap()
 }
 
-fn decision(i: u32, day: &str, tier: &str) -> Value {
+pub(super) fn decision(i: u32, day: &str, tier: &str) -> Value {
     json!({"schema_version":1,"kind":"decision","decision_id":format!("d-{day}-{i:05}"),
       "tenant_id":"t1","occurred_at":format!("{day}T10:{:02}:{:02}.000Z", i / 60 % 60, i % 60),
       "subject":{"id":format!("user_{}", i % 7)},
@@ -40,7 +40,7 @@ fn decision(i: u32, day: &str, tier: &str) -> Value {
       "rationale":"A rationale long enough to give the rows some weight in the file."})
 }
 
-async fn ingest(j: &MemIngest, day: &str, blocks: u32, per_block: u32, now: Timestamp) {
+pub(super) async fn ingest(j: &MemIngest, day: &str, blocks: u32, per_block: u32, now: Timestamp) {
     for b in 0..blocks {
         let messages: Vec<Message> = (0..per_block)
             .map(|i| {
@@ -62,17 +62,17 @@ async fn ingest(j: &MemIngest, day: &str, blocks: u32, per_block: u32, now: Time
     }
 }
 
-fn ingested_at() -> Timestamp {
+pub(super) fn ingested_at() -> Timestamp {
     ts("2026-03-15T12:00:00Z")
 }
 
-fn compacted_at() -> Timestamp {
+pub(super) fn compacted_at() -> Timestamp {
     ts("2026-03-15T14:00:00Z")
 }
 
 /// Four blocks of 2026-03-15 merged into one file (tiers high and low, > 128 KiB), their
 /// inputs deleted; one small low-tier block of 2026-03-16 left alone.
-async fn journal() -> MemIngest {
+pub(super) async fn journal() -> MemIngest {
     let j = Ingest::new(
         MemoryStore::default(),
         MemoryIndex::default(),
@@ -107,7 +107,7 @@ async fn journal() -> MemIngest {
     j
 }
 
-fn policy(holds: Vec<LegalHold>) -> RetentionPolicy {
+pub(super) fn policy(holds: Vec<LegalHold>) -> RetentionPolicy {
     let text = json!({
         "format": 1, "version": 1, "updated_at": "2026-01-01T00:00:00Z",
         "default": {"default": {"days_hot": 7, "archive_class": "GLACIER", "expire_after_years": 10}},
@@ -120,7 +120,7 @@ fn policy(holds: Vec<LegalHold>) -> RetentionPolicy {
     RetentionPolicy::parse(text.to_string().as_bytes()).unwrap()
 }
 
-fn signer() -> MemorySigner {
+pub(super) fn signer() -> MemorySigner {
     MemorySigner::from_seed(b"retention tests")
 }
 
@@ -138,7 +138,7 @@ async fn run(j: &MemIngest, policy: &RetentionPolicy, now: Timestamp, dry: bool)
     r.run_tenant("t1", now, dry).await.unwrap()
 }
 
-async fn entry(j: &MemIngest, key: &str) -> ManifestEntry {
+pub(super) async fn entry(j: &MemIngest, key: &str) -> ManifestEntry {
     j.index.get_manifest("t1", key).await.unwrap().unwrap()
 }
 
@@ -148,7 +148,7 @@ async fn small(j: &MemIngest) -> ManifestEntry {
     all.remove(0)
 }
 
-fn archive_due() -> Timestamp {
+pub(super) fn archive_due() -> Timestamp {
     at(compacted_at(), 90 * DAY_MS)
 }
 
@@ -335,14 +335,14 @@ async fn expired_files_are_deleted_with_a_tombstone_and_the_chain_still_verifies
     assert!(tomb.fault(Some(&other.public_key())).is_some());
 }
 
-async fn subject_ref_of(j: &MemIngest, record_id: &str) -> String {
+pub(super) async fn subject_ref_of(j: &MemIngest, record_id: &str) -> String {
     match j.index.get_pointer("t1", record_id).await.unwrap() {
         Some(IndexEntry::Indexed(p)) => p.subject_ref.unwrap(),
         other => panic!("{other:?}"),
     }
 }
 
-fn hold(id: &str, scope: HoldScope) -> LegalHold {
+pub(super) fn hold(id: &str, scope: HoldScope) -> LegalHold {
     LegalHold {
         id: id.into(),
         tenant_id: "t1".into(),
