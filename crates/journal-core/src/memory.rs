@@ -224,6 +224,10 @@ struct IndexState {
 #[derive(Default)]
 pub struct MemoryIndex {
     state: Mutex<IndexState>,
+    /// Tests: a claim that lands is answered as if it had been sent twice (an SDK retry of a
+    /// put whose first attempt landed), so the caller meets its own claim.
+    #[cfg(test)]
+    echo_claims: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]
@@ -233,6 +237,11 @@ impl MemoryIndex {
         lock(&self.state)
             .blocks
             .insert((header.chain_id.clone(), header.seq), header.clone());
+    }
+
+    pub(crate) fn echo_claims_for_tests(&self) {
+        self.echo_claims
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -298,6 +307,10 @@ impl JournalIndex for MemoryIndex {
                     Some(e) => ClaimResult::Existing(existing(e)),
                     None => {
                         s.records.insert(key, Entry::Claimed(c.clone()));
+                        #[cfg(test)]
+                        if self.echo_claims.load(std::sync::atomic::Ordering::SeqCst) {
+                            return ClaimResult::Existing(existing(&Entry::Claimed(c.clone())));
+                        }
                         ClaimResult::Won
                     }
                 }
@@ -309,7 +322,9 @@ impl JournalIndex for MemoryIndex {
         let mut s = lock(&self.state);
         let key = (claim.tenant_id.clone(), claim.record_id.clone());
         match s.records.get(&key) {
-            Some(Entry::Claimed(c)) if c.block_id == from_block_id => {
+            Some(Entry::Claimed(c))
+                if c.block_id == from_block_id || c.block_id == claim.block_id =>
+            {
                 s.records.insert(key, Entry::Claimed(claim.clone()));
                 Ok(true)
             }
@@ -320,8 +335,8 @@ impl JournalIndex for MemoryIndex {
     async fn put_manifest_pending(&self, entry: &ManifestEntry) -> Result<bool, PortError> {
         let mut s = lock(&self.state);
         let key = (entry.tenant_id.clone(), entry.file_key.clone());
-        if s.manifest.contains_key(&key) {
-            return Ok(false);
+        if let Some(e) = s.manifest.get(&key) {
+            return Ok(e.state == FileState::Pending && e.block_id == entry.block_id);
         }
         s.manifest.insert(key, entry.clone());
         Ok(true)

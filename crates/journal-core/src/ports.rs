@@ -339,13 +339,15 @@ pub trait JournalIndex: Send + Sync {
         &self,
         claims: &[Claim],
     ) -> impl Future<Output = Result<Vec<ClaimResult>, PortError>> + Send;
-    /// Moves a stale claim to a new block if it still names `from_block_id`.
+    /// Moves a stale claim to a new block if it still names `from_block_id` (or already names
+    /// the new block: a retried takeover holds).
     fn take_over(
         &self,
         claim: &Claim,
         from_block_id: &str,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
-    /// Creates the manifest entry in state pending; false if an entry already exists.
+    /// Creates the manifest entry in state pending; false if an entry already exists, unless it
+    /// is this block's own pending entry (a retried put).
     fn put_manifest_pending(
         &self,
         entry: &ManifestEntry,

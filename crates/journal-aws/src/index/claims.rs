@@ -90,16 +90,18 @@ pub(super) async fn take_over(
     const OP: &str = "take over record claim";
     let item = items::claim_item(c);
     let pk = key_pk(&item);
+    // `:mine` keeps an SDK retry of a put that had landed from reading as a lost race.
     let sent = ix
         .client
         .put_item()
         .table_name(&ix.table)
         .set_item(Some(item))
-        .condition_expression("#state = :claimed AND #block_id = :from")
+        .condition_expression("#state = :claimed AND #block_id IN (:from, :mine)")
         .expression_attribute_names("#state", STATE)
         .expression_attribute_names("#block_id", "block_id")
         .expression_attribute_values(":claimed", s(STATE_CLAIMED))
         .expression_attribute_values(":from", s(from_block_id))
+        .expression_attribute_values(":mine", s(&c.block_id))
         .send()
         .await;
     condition_held(sent, OP, &ix.target(&pk))

@@ -25,8 +25,15 @@ pub(super) async fn put_pending(
         .put_item()
         .table_name(&ix.ledger)
         .set_item(Some(item))
-        .condition_expression("attribute_not_exists(#pk)")
+        // The second arm lets an SDK retry of a put that had landed hold.
+        .condition_expression(
+            "attribute_not_exists(#pk) OR (#state = :pending AND #block_id = :block_id)",
+        )
         .expression_attribute_names("#pk", PK)
+        .expression_attribute_names("#state", STATE)
+        .expression_attribute_names("#block_id", "block_id")
+        .expression_attribute_values(":pending", s(FileState::Pending.as_str()))
+        .expression_attribute_values(":block_id", s(&entry.block_id))
         .send()
         .await;
     condition_held(sent, OP, &ix.target(&pk))

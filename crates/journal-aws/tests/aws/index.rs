@@ -108,6 +108,8 @@ async fn take_over_needs_a_claim_of_the_named_block() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // The same takeover again (an SDK retry of a put that had landed) still holds.
+    assert!(ix.take_over(&claim("r1", "B", "mac1"), "A").await.unwrap());
     // The first takeover moved it on: a second one from A loses.
     assert!(!ix.take_over(&claim("r1", "C", "mac1"), "A").await.unwrap());
     // No claim at all: nothing to take over (and nothing is created).
@@ -133,7 +135,11 @@ async fn manifest_pending_abandoned_chained_live() {
 
     let a = pending_entry(t, "A");
     assert!(ix.put_manifest_pending(&a).await.unwrap());
-    assert!(!ix.put_manifest_pending(&a).await.unwrap());
+    // The same put again (an SDK retry of one that had landed) holds; another block's does not.
+    assert!(ix.put_manifest_pending(&a).await.unwrap());
+    let mut other = a.clone();
+    other.block_id = "Z".into();
+    assert!(!ix.put_manifest_pending(&other).await.unwrap());
     assert_eq!(
         ix.get_manifest(t, &a.file_key).await.unwrap(),
         Some(a.clone())

@@ -540,6 +540,10 @@ where
         if existing.content_mac != claim.content_mac {
             return Ok(Resolution::Conflict);
         }
+        if existing.block_id == claim.block_id {
+            // Our own claim: a retried put whose first attempt had landed.
+            return Ok(Resolution::Ours);
+        }
         if settled_files.contains(&existing.file_key) {
             return Ok(Resolution::Duplicate);
         }

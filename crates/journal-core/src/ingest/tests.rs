@@ -285,6 +285,17 @@ async fn a_crash_after_any_step_is_recovered_by_redelivery() {
 }
 
 #[tokio::test]
+async fn a_retried_claim_that_had_landed_is_still_ours() {
+    let svc = service();
+    svc.index.echo_claims_for_tests();
+    let out = svc.ingest_batch(&batch(&["bank_1"], 3), now()).await;
+    assert!(out.failed.is_empty(), "{:?}", out.errors);
+    assert_eq!(out.accepted, 3);
+    assert_eq!(out.duplicates, 0);
+    assert_journal_sound(&svc, &["bank_1"]).await;
+}
+
+#[tokio::test]
 async fn a_failed_write_fences_itself_so_the_retry_needs_no_lease() {
     struct FailingStore;
     impl ObjectStore for FailingStore {
