@@ -2,25 +2,30 @@
 //! serves the Runtime and Invoke APIs, and the binary (built by cargo like any other) runs
 //! against them as it would on AWS.
 
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use serde_json::Value;
 
 use crate::stack::repo_root;
 
 /// Name the emulator gives the function it serves in `--only-lambda-apis` mode.
 pub const FUNCTION_NAME: &str = "_";
 
-/// The directory holding the workspace's dev binaries (where this test binary's `deps/` is).
+/// The directory holding the workspace's dev binaries: this binary's own, or for a test binary
+/// (in `deps/`) its parent.
 pub fn bin_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .context("test binary has no target directory")
+    let dir = exe.parent().context("binary has no directory")?;
+    Ok(if dir.ends_with("deps") {
+        dir.parent().context("deps/ has no parent")?.to_path_buf()
+    } else {
+        dir.to_path_buf()
+    })
 }
 
 /// Builds the named binaries (dev profile, same target directory as the tests) and returns
@@ -129,5 +134,62 @@ impl Drop for Emulated {
         }
         let _ = self.emulator.kill();
         let _ = self.emulator.wait();
+    }
+}
+
+/// A function process on its own emulator, and a Lambda client pointed at it.
+pub struct Function {
+    emulator: Emulated,
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl Function {
+    pub fn start(
+        binary: &Path,
+        env: HashMap<String, String>,
+        sdk_config: &aws_config::SdkConfig,
+    ) -> Result<Self> {
+        let mut emulator = Emulated::start()?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        emulator.run_function(binary, &env)?;
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(sdk_config)
+                .endpoint_url(emulator.endpoint())
+                .build(),
+        );
+        Ok(Self { emulator, lambda })
+    }
+
+    /// The Invoke API endpoint (what `dj --endpoint-url` takes).
+    pub fn endpoint(&self) -> String {
+        self.emulator.endpoint()
+    }
+
+    /// Invokes with `payload`; `Ok(Err(message))` is a function error (which the emulator
+    /// reports as an SDK error, and AWS as `FunctionError` with the message as payload).
+    pub async fn invoke(&self, payload: &Value) -> Result<std::result::Result<Value, String>> {
+        let sent = self
+            .lambda
+            .invoke()
+            .function_name(FUNCTION_NAME)
+            .payload(aws_smithy_types::Blob::new(serde_json::to_vec(payload)?))
+            .send()
+            .await;
+        let out = match sent {
+            Ok(out) => out,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "{}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                )))
+            }
+        };
+        let body = out.payload().map(|p| p.as_ref()).unwrap_or_default();
+        if out.function_error().is_some() {
+            return Ok(Err(String::from_utf8_lossy(body).into_owned()));
+        }
+        Ok(Ok(serde_json::from_slice(body).with_context(|| {
+            format!("answer {}", String::from_utf8_lossy(body))
+        })?))
     }
 }

@@ -36,6 +36,24 @@ pub fn unique_prefix(test: &str) -> String {
     format!("dj-{tag}-{}", &id[..8])
 }
 
+/// The most a one-date test needs from its first ingest to its last read, on a loaded machine.
+pub const ONE_DATE: Duration = Duration::from_secs(20 * 60);
+
+/// Waits into the next UTC day when less than `needed` is left of this one. A test that ingests
+/// and then reads back one partition date (`Timestamp::now().date_string()`) would otherwise
+/// straddle midnight and find only the files written after it.
+pub async fn keep_to_one_day(needed: Duration) {
+    const DAY_MS: i64 = 86_400_000;
+    let left = DAY_MS - Timestamp::now().millis().rem_euclid(DAY_MS);
+    if left < needed.as_millis() as i64 {
+        eprintln!(
+            "waiting {:.0} s for the next UTC day, so the test's files share one date",
+            left as f64 / 1000.0
+        );
+        tokio::time::sleep(Duration::from_millis(left as u64 + 1_000)).await;
+    }
+}
+
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -89,6 +107,7 @@ impl TestJournal {
         let deps = ingest::build_deps(&config, &clients).await?;
         let mapping = MappingConfig {
             batch_size: 10,
+            batching_window: Duration::ZERO,
             wait: Duration::from_secs(0),
             retry_delay: Duration::from_secs(0),
             idle_polls: 3,

@@ -2,6 +2,7 @@
 //! from `infra/`, a stand-in for the SQS event source mapping, and readers that check the journal
 //! from the outside (pyarrow, DuckDB).
 
+pub mod auditor;
 pub mod emulator;
 pub mod harness;
 pub mod poller;

@@ -3,6 +3,7 @@
 //! step and finished by the next run; every record stays findable and the chain verifies.
 
 use anyhow::{ensure, Context, Result};
+use integration_tests::harness::{keep_to_one_day, ONE_DATE};
 use integration_tests::TestJournal;
 use journal_core::columnar::{self, WriterConfig};
 use journal_core::compact::{CompactStep, CompactionConfig, Compactor, CompactorConfig};
@@ -74,6 +75,7 @@ async fn compaction_survives_a_crash_at_each_step_with_every_record_findable() -
     let records = generate(cfg, 800);
     let bodies: Vec<Vec<u8>> = records.iter().map(producer_body).collect();
     // Small waves: many small blocks per tenant.
+    keep_to_one_day(ONE_DATE).await;
     j.send_and_drain(&bodies, 50).await?;
     let mut tenants: Vec<String> = records
         .iter()

@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::{ensure, Context, Result};
 use aws_sdk_s3::types::ObjectLockMode;
 use futures::StreamExt;
+use integration_tests::harness::{keep_to_one_day, ONE_DATE};
 use integration_tests::stack::{python, repo_root};
 use integration_tests::TestJournal;
 use journal_aws::checkpoints::{CheckpointRetention, S3CheckpointStore};
@@ -254,6 +255,7 @@ async fn two_scheduled_runs_at_once_compact_ten_thousand_decisions_with_nothing_
     let stage = |what: &str| eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
     let records = records();
     let bodies: Vec<Vec<u8>> = records.chunks(10).map(producer_body_batch).collect();
+    keep_to_one_day(ONE_DATE).await;
     j.send_and_drain(&bodies, 200).await?;
     let mut tenants: Vec<String> = records
         .iter()

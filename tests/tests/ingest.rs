@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use anyhow::{Context, Result};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
+use integration_tests::harness::{keep_to_one_day, ONE_DATE};
 use integration_tests::stack::python;
 use integration_tests::TestJournal;
 use journal_core::ingest::IngestStep;
@@ -340,6 +341,7 @@ async fn a_crash_between_any_two_steps_is_recovered_with_nothing_lost_or_duplica
     cfg.tenants = vec!["bank_crash".into()];
     let records = generate(cfg, 40 * IngestStep::ALL.len());
     let tenant = "bank_crash";
+    keep_to_one_day(ONE_DATE).await;
     for (step, chunk) in IngestStep::ALL.iter().zip(records.chunks(40)) {
         j.deps.faults.arm(*step);
         j.send(&chunk.iter().map(producer_body).collect::<Vec<_>>())

@@ -4,10 +4,9 @@
 //! access journal that names every one of those reads.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use integration_tests::auditor::{access_policy, assume, Creds, Dj};
 use integration_tests::emulator::{build_binaries, Emulated, FUNCTION_NAME};
 use integration_tests::TestJournal;
 use journal_aws::checkpoints::{CheckpointRetention, S3CheckpointStore};
@@ -18,84 +17,6 @@ use journal_core::record::Output;
 use journal_core::timestamp::Timestamp;
 use journal_synth::{generate, model_artifacts, producer_body, record_id, SynthConfig};
 use serde_json::Value;
-
-const ACCOUNT: &str = "123456789012";
-
-fn policy() -> String {
-    serde_json::json!({
-        "version": 1,
-        "roles": {
-            "auditor": [format!("arn:aws:sts::{ACCOUNT}:assumed-role/dj-auditor/*")],
-            "operator": [format!("arn:aws:sts::{ACCOUNT}:assumed-role/dj-operator/*")]
-        }
-    })
-    .to_string()
-}
-
-/// Credentials of one caller (a role session from STS).
-struct Creds {
-    key: String,
-    secret: String,
-    token: String,
-}
-
-async fn assume(sts: &aws_sdk_sts::Client, role: &str) -> Result<Creds> {
-    let out = sts
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{role}"))
-        .role_session_name(format!("{role}-session"))
-        .send()
-        .await?;
-    let c = out.credentials().context("no credentials")?;
-    Ok(Creds {
-        key: c.access_key_id().to_string(),
-        secret: c.secret_access_key().to_string(),
-        token: c.session_token().to_string(),
-    })
-}
-
-/// Runs `dj` with a caller's credentials; returns exit code, stdout, stderr.
-fn dj(
-    bin: &Path,
-    emu: &Emulated,
-    creds: &Creds,
-    tenant: &str,
-    args: &[&str],
-) -> Result<(i32, String, String)> {
-    let out = Command::new(bin)
-        .env("AWS_ACCESS_KEY_ID", &creds.key)
-        .env("AWS_SECRET_ACCESS_KEY", &creds.secret)
-        .env("AWS_SESSION_TOKEN", &creds.token)
-        .env("DJ_TENANT", tenant)
-        .env("DJ_PURPOSE", "case 2026-118: model risk review")
-        .env("DJ_LAMBDA_ENDPOINT", emu.endpoint())
-        .env("DJ_REPLAY_FUNCTION", FUNCTION_NAME)
-        .env("NO_COLOR", "1")
-        .args(args)
-        .output()
-        .context("running dj")?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
-fn dj_json(
-    bin: &Path,
-    emu: &Emulated,
-    creds: &Creds,
-    tenant: &str,
-    args: &[&str],
-) -> Result<Value> {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let (code, out, err) = dj(bin, emu, creds, tenant, &all)?;
-    if code != 0 {
-        bail!("dj {args:?} exited {code}: {err}{out}");
-    }
-    serde_json::from_str(&out).with_context(|| format!("dj {args:?} printed no JSON: {out}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_every_read(
@@ -142,7 +63,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
             j.config.master_key_secret_id.clone(),
         ),
         ("DJ_SUBJECT_KEY_ID", j.config.subject_key_id.clone()),
-        ("DJ_ACCESS_POLICY", policy()),
+        ("DJ_ACCESS_POLICY", access_policy()),
         ("DJ_CHECKPOINT_KEY_ID", checkpoint_key.clone()),
         ("DJ_STS_URL", endpoint.clone()),
     ]
@@ -202,6 +123,11 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         assert!(public.verify_digest(&altered.digest(), &signature).is_err());
     }
 
+    let dj = Dj {
+        bin: dj_bin,
+        endpoint: emu.endpoint(),
+        function: FUNCTION_NAME,
+    };
     let sts = aws_sdk_sts::Client::new(&j.clients.sdk_config);
     let auditor = assume(&sts, "dj-auditor").await?;
     let operator = assume(&sts, "dj-operator").await?;
@@ -219,7 +145,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
     let id = record_id(decision);
 
     // Lookup as auditor: full record, proof, checkpoint coverage.
-    let full = dj_json(dj_bin, &emu, &auditor, tenant, &["replay", &id])?;
+    let full = dj.json(&auditor, tenant, &["replay", &id])?;
     assert_eq!(full["role"], "auditor", "{full}");
     let view = &full["answer"]["records"][0];
     assert_eq!(view["status"], "found", "{full}");
@@ -232,7 +158,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
     assert_eq!(subject_ref.len(), 64);
 
     // The same lookup as operator: masked, the redactions listed.
-    let masked = dj_json(dj_bin, &emu, &operator, tenant, &["replay", &id])?;
+    let masked = dj.json(&operator, tenant, &["replay", &id])?;
     assert_eq!(masked["role"], "operator");
     let mview = &masked["answer"]["records"][0];
     let redacted: Vec<&str> = mview["redacted"]
@@ -245,23 +171,11 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
     assert_ne!(mview["record"]["subject_ref"].as_str(), Some(subject_ref));
 
     // Re-execution by the auditor matches exactly; operators may not.
-    let rx = dj_json(
-        dj_bin,
-        &emu,
-        &auditor,
-        tenant,
-        &["replay", &id, "--reexecute"],
-    )?;
+    let rx = dj.json(&auditor, tenant, &["replay", &id, "--reexecute"])?;
     let reexec = &rx[1]["answer"];
     assert_eq!(reexec["features_source"], "decrypted", "{rx}");
     assert_eq!(reexec["comparison"]["matches_exactly"], true, "{rx}");
-    let (code, _, err) = dj(
-        dj_bin,
-        &emu,
-        &operator,
-        tenant,
-        &["replay", &id, "--reexecute"],
-    )?;
+    let (code, _, err) = dj.run(&operator, tenant, &["replay", &id, "--reexecute"])?;
     assert_eq!(code, 3, "operator re-execution is denied: {err}");
 
     // One decision of each artifact kind present: each re-runs exactly.
@@ -282,7 +196,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         }
         let rid = record_id(r);
         let t = r["tenant_id"].as_str().context("tenant")?;
-        let rx = dj_json(dj_bin, &emu, &auditor, t, &["replay", &rid, "--reexecute"])?;
+        let rx = dj.json(&auditor, t, &["replay", &rid, "--reexecute"])?;
         let answer = &rx[1]["answer"];
         assert_eq!(answer["artifact_kind"], kind.as_str(), "{rx}");
         assert_eq!(answer["comparison"]["matches_exactly"], true, "{rx}");
@@ -297,13 +211,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         .filter(|r| r["tenant_id"] == tenant && r["subject"]["id"].as_str() == Some(subject_id))
         .map(record_id)
         .collect();
-    let pages = dj_json(
-        dj_bin,
-        &emu,
-        &auditor,
-        tenant,
-        &["query", "--subject", subject_id],
-    )?;
+    let pages = dj.json(&auditor, tenant, &["query", "--subject", subject_id])?;
     let got: BTreeSet<String> = pages
         .as_array()
         .context("pages")?
@@ -341,9 +249,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
             brute.insert(record_id(r), new);
         }
     }
-    let wi = dj_json(
-        dj_bin,
-        &emu,
+    let wi = dj.json(
         &auditor,
         tenant,
         &[
@@ -374,14 +280,12 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
     assert_eq!(flips, brute, "{}", wi["totals"]);
 
     // Verify passes with the checkpoint key; exit 0.
-    let verified = dj_json(dj_bin, &emu, &auditor, tenant, &["verify"])?;
+    let verified = dj.json(&auditor, tenant, &["verify"])?;
     assert_eq!(verified["answer"]["ok"], true, "{verified}");
 
     // The report files.
     let out_dir = std::env::temp_dir().join(format!("dj-report-{}", uuid::Uuid::new_v4()));
-    let (code, _, err) = dj(
-        dj_bin,
-        &emu,
+    let (code, _, err) = dj.run(
         &auditor,
         tenant,
         &[
@@ -410,11 +314,11 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
         secret: std::env::var("AWS_SECRET_ACCESS_KEY")?,
         token: String::new(),
     };
-    let (code, _, err) = dj(dj_bin, &emu, &base, tenant, &["replay", &id])?;
+    let (code, _, err) = dj.run(&base, tenant, &["replay", &id])?;
     assert_eq!(code, 3, "no role → denied: {err}");
 
     // The access journal names every read above, with who, role, purpose and what.
-    let log = dj_json(dj_bin, &emu, &auditor, tenant, &["access"])?;
+    let log = dj.json(&auditor, tenant, &["access"])?;
     let events: Vec<Value> = log
         .as_array()
         .context("pages")?

@@ -9,6 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{ensure, Context, Result};
+use integration_tests::harness::{keep_to_one_day, ONE_DATE};
 use integration_tests::TestJournal;
 use journal_core::checkpoint::{write_checkpoint, CheckpointPolicy, CheckpointStore, WriteOutcome};
 use journal_core::ports::{FileState, IndexEntry, JournalIndex, ManifestEntry};
@@ -96,6 +97,7 @@ async fn files_are_archived_held_and_expired_on_time_and_the_journal_still_verif
     let stage = |what: &str| eprintln!("[{:>6.1}s] {what}", started.elapsed().as_secs_f64());
     let records = records();
     let bodies: Vec<Vec<u8>> = records.chunks(10).map(producer_body_batch).collect();
+    keep_to_one_day(ONE_DATE).await;
     j.send_and_drain(&bodies, 200).await?;
     let mut tenants: Vec<String> = records
         .iter()
