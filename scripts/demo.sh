@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's demo command: starts a local AWS endpoint (LocalStack in Docker where an engine
-# runs, moto server from a pinned venv otherwise), deploys infra/template.yaml into it, sends a
-# few thousand generated decisions through SQS, ingests them as the event source mapping would,
-# and prints where they landed and one decision looked up with its proof. The endpoint keeps
-# running afterwards; stop it with localstack/stop.sh. Extra arguments go to the demo
+# runs, moto server from a pinned venv otherwise) and the Lambda runtime emulator, and runs the
+# demo (tests/src/bin/demo.rs): deploy, produce, ingest, compact, checkpoint, retention dry run,
+# an auditor's replay, re-execution, what-if, verify and report. The endpoint keeps running
+# afterwards; stop it with localstack/stop.sh. Extra arguments go to the demo
 # (e.g. --records 5000).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,6 +14,9 @@ set -a
 # shellcheck disable=SC1091
 source "$root/.dj/endpoint.env"
 set +a
-export DJ_PYTHON="${DJ_PYTHON:-${DJ_VENV:-$root/.venv}/bin/python}"
+# The runtime emulator (`cargo lambda watch`) that runs the function binaries.
+venv="$("$root/scripts/install-emulator.sh")"
+export DJ_VENV="$venv"
+export DJ_PYTHON="${DJ_PYTHON:-$venv/bin/python}"
 
 cargo run --locked --quiet -p integration-tests --bin demo -- "$@"

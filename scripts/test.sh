@@ -14,11 +14,8 @@ set -a
 # shellcheck disable=SC1091
 source "$root/.dj/endpoint.env"
 set +a
-# The runtime emulator (`cargo lambda watch`) that runs the function binaries in tests: the
-# pinned cargo-lambda wheel only (its Zig toolchain is for cross builds, not needed here).
-venv="$("$root/localstack/venv.sh")"
-"$venv/bin/python" -m pip install --quiet --only-binary :all: --no-deps \
-  "$(grep -E '^cargo-lambda==' "$root/localstack/requirements-build.txt")"
+# The runtime emulator (`cargo lambda watch`) that runs the function binaries in tests.
+venv="$("$root/scripts/install-emulator.sh")"
 export DJ_VENV="$venv"
 # The integration tests read Parquet files back with pyarrow and DuckDB from this interpreter.
 export DJ_PYTHON="${DJ_PYTHON:-${DJ_VENV:-$root/.venv}/bin/python}"
