@@ -6,6 +6,7 @@ pub mod auditor;
 pub mod emulator;
 pub mod harness;
 pub mod poller;
+pub mod schema_check;
 pub mod stack;
 pub mod tamper_tools;
 
