@@ -190,6 +190,23 @@ impl TestJournal {
         .await
     }
 
+    /// Uploads the generator's model registry (artifacts and their metadata), so replay can
+    /// re-execute the decisions it made.
+    pub async fn publish_model_registry(&self) -> Result<()> {
+        use journal_core::models::{artifact_bytes, artifact_key, metadata_key};
+        for (meta, artifact) in journal_synth::model_artifacts() {
+            let sha = &meta.artifact_sha256;
+            let store = &self.deps.store;
+            store
+                .put_object(&artifact_key(sha), artifact_bytes(&artifact)?.into())
+                .await?;
+            store
+                .put_object(&metadata_key(sha), meta.to_bytes()?.into())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Every dead-lettered message with its attributes (drains the DLQ).
     pub async fn dead_letters(&self) -> Result<Vec<aws_sdk_sqs::types::Message>> {
         let mut out = Vec::new();

@@ -11,8 +11,7 @@ use integration_tests::emulator::{build_binaries, Emulated, FUNCTION_NAME};
 use integration_tests::TestJournal;
 use journal_aws::checkpoints::{CheckpointRetention, S3CheckpointStore};
 use journal_core::checkpoint::{latest_checkpoint, CheckpointPublicKey};
-use journal_core::models::{artifact_bytes, artifact_key, metadata_key, redecide};
-use journal_core::ports::ObjectStore;
+use journal_core::models::redecide;
 use journal_core::record::Output;
 use journal_core::timestamp::Timestamp;
 use journal_synth::{generate, model_artifacts, producer_body, record_id, SynthConfig};
@@ -31,17 +30,7 @@ async fn the_replay_binary_answers_dj_through_the_runtime_emulator_and_journals_
     j.send_and_drain(&bodies, 100).await?;
 
     // The registry the generator decided with, and a signed checkpoint per tenant.
-    for (meta, artifact) in model_artifacts() {
-        let sha = meta.artifact_sha256.clone();
-        j.deps
-            .store
-            .put_object(&artifact_key(&sha), artifact_bytes(&artifact)?.into())
-            .await?;
-        j.deps
-            .store
-            .put_object(&metadata_key(&sha), meta.to_bytes()?.into())
-            .await?;
-    }
+    j.publish_model_registry().await?;
     let bucket = j.stack.output("BucketName")?.to_string();
     let checkpoint_key = j.stack.output("CheckpointKeyId")?.to_string();
     let tenants: BTreeSet<String> = records

@@ -19,11 +19,10 @@ use integration_tests::emulator::{build_binaries, Function, FUNCTION_NAME};
 use integration_tests::poller::{drain, invoke_batch, MappingConfig};
 use integration_tests::stack::repo_root;
 use integration_tests::TestJournal;
-use journal_core::models::{artifact_bytes, artifact_key, metadata_key};
-use journal_core::ports::{JournalIndex, ObjectStore};
+use journal_core::ports::JournalIndex;
 use journal_core::timestamp::Timestamp;
 use journal_producer::{Producer, ProducerConfig, Recorded};
-use journal_synth::{bad_messages, generate_with_followups, model_artifacts, SynthConfig};
+use journal_synth::{bad_messages, generate_with_followups, SynthConfig};
 use serde_json::{json, Value};
 
 fn arg(name: &str, default: usize) -> usize {
@@ -101,17 +100,7 @@ async fn main() -> Result<()> {
     println!("  policy version {} at {}", set["version"], set["key"]);
 
     // The registry the generator decided with, so re-execution has the recorded models.
-    for (meta, artifact) in model_artifacts() {
-        let sha = meta.artifact_sha256.clone();
-        j.deps
-            .store
-            .put_object(&artifact_key(&sha), artifact_bytes(&artifact)?.into())
-            .await?;
-        j.deps
-            .store
-            .put_object(&metadata_key(&sha), meta.to_bytes()?.into())
-            .await?;
-    }
+    j.publish_model_registry().await?;
 
     stage("record decisions, outcomes and reviews through the producer client");
     let mut cfg = SynthConfig::new(2026);
