@@ -5,10 +5,15 @@
     check_stack.py --outputs .dj/stacks/S.json [--visibility-timeout 180]
 
 Reads the stack outputs (JSON from deploy.py), then inspects the resources with
-boto3 at $AWS_ENDPOINT_URL and prints one PASS/FAIL line per property. Exit
-status 1 if anything failed. The secret's value is checked, never printed.
+boto3 at $AWS_ENDPOINT_URL and prints one PASS/FAIL line per property (SKIP for
+what the endpoint cannot report). Exit status 1 if anything failed. The
+secret's value is checked, never printed; of the functions' environments only
+variable names are printed. When the outputs name the functions (a stack
+deployed with CodeBucket), also the functions, the event source mapping, every
+role's IAM actions against IAM_MATRIX, the alarms and the checkpoint schedule.
 Side effects: a few test objects in the bucket (deleted again), one message
-through the ingest queue (consumed), one KMS data key.
+through the ingest queue (consumed; not with functions deployed, whose event
+source mapping owns the queue), one KMS data key.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 REQUIRED_OUTPUTS = ("BucketName", "QueueUrl", "QueueArn", "DlqUrl", "TableName", "SecretArn", "SubjectKeyId")
+FUNCTION_OUTPUTS = tuple(f"{f}{k}" for f in ("Ingest", "Compact", "Retention", "Replay")
+                         for k in ("FunctionName", "FunctionArn", "RoleArn", "ErrorsAlarmName")) + (
+    "IngestEventSourceMappingId", "IngestBatchSize", "IngestBatchingWindowSeconds", "ProducerPolicyArn",
+    "ProducerRoleArn", "AuditorPolicyArn", "AuditorRoleArn", "DeadLetterAlarmName", "IngestBacklogAlarmName",
+    "IngestThrottlesAlarmName", "CheckpointScheduleName", "CheckpointKeyId", "LedgerTableName")
 GSIS = {"by_subject": ("gsi1pk", "gsi1sk"), "by_model": ("gsi2pk", "gsi2sk")}
 
 failures = 0
@@ -115,6 +125,11 @@ def check_queues(sqs, out: dict, visibility: int) -> None:
           attrs.get("VisibilityTimeout", ""))
     check("sqs DLQ retention 14 days", dlq.get("MessageRetentionPeriod") == "1209600",
           dlq.get("MessageRetentionPeriod", ""))
+    if out.get("IngestFunctionName"):
+        # The event source mapping consumes the queue: a probe message would be ingest's to
+        # reject into the DLQ (and set off the DLQ alarm).
+        print("SKIP  sqs send/receive through the output QueueUrl  (the ingest function consumes the queue)")
+        return
     body = json.dumps({"check": str(uuid.uuid4())})
     sqs.send_message(QueueUrl=out["QueueUrl"], MessageBody=body)
     got = sqs.receive_message(QueueUrl=out["QueueUrl"], MaxNumberOfMessages=10, WaitTimeSeconds=2)
@@ -200,12 +215,16 @@ def policy_document(doc):
 
 
 @guarded("scheduler")
-def check_schedule(session, name: str, function: str, task: str) -> None:
-    """A schedule that sends {"task": task} to the `function` function, with retries, through a
-    role that may invoke that function and nothing else."""
+def check_schedule(session, name: str, function: str, task: str, function_arn: str | None = None) -> None:
+    """A schedule that sends {"task": task} to the `function` function (`function_arn` when the
+    stack deploys it), with retries, through a role that may invoke that function and nothing
+    else."""
     sched = session.client("scheduler").get_schedule(Name=name)
     target = sched["Target"]
     check(f"{function} schedule exists", True, f"{name}: {sched['ScheduleExpression']}")
+    if function_arn:
+        check(f"{function} schedule targets the stack's {function} function", target["Arn"] == function_arn,
+              target["Arn"])
     check(f"{function} schedule enabled", sched.get("State") == "ENABLED", sched.get("State", ""))
     check(f"{function} schedule input is the {task} task",
           json.loads(target.get("Input") or "null") == {"task": task}, target.get("Input", ""))
@@ -235,6 +254,332 @@ def check_schedule(session, name: str, function: str, task: str) -> None:
           f"{sorted(actions)} on {sorted(resources)}")
 
 
+# ------------------------------------------------------------- functions ---
+# What each function's config.rs requires (Config::from_map fails at start without them), and the
+# stack output each one must name.
+FUNCTIONS = ("ingest", "compact", "retention", "replay")
+REQUIRED_ENV = {
+    "ingest": ("DJ_TABLE", "DJ_LEDGER_TABLE", "DJ_BUCKET", "DJ_DLQ_URL", "DJ_MASTER_KEY_SECRET_ID",
+               "DJ_SUBJECT_KEY_ID"),
+    "compact": ("DJ_TABLE", "DJ_LEDGER_TABLE", "DJ_BUCKET", "DJ_MASTER_KEY_SECRET_ID"),
+    "retention": ("DJ_TABLE", "DJ_LEDGER_TABLE", "DJ_BUCKET", "DJ_MASTER_KEY_SECRET_ID",
+                  "DJ_CHECKPOINT_KEY_ID", "DJ_SUBJECT_KEY_ID"),
+    # DJ_CHECKPOINT_KEY_ID is optional in config.rs, but the scheduled checkpoint task needs it.
+    "replay": ("DJ_TABLE", "DJ_LEDGER_TABLE", "DJ_BUCKET", "DJ_MASTER_KEY_SECRET_ID",
+               "DJ_SUBJECT_KEY_ID", "DJ_ACCESS_POLICY", "DJ_CHECKPOINT_KEY_ID"),
+}
+ENV_OUTPUT = {"DJ_TABLE": "TableName", "DJ_LEDGER_TABLE": "LedgerTableName", "DJ_BUCKET": "BucketName",
+              "DJ_DLQ_URL": "DlqUrl", "DJ_MASTER_KEY_SECRET_ID": "SecretArn",
+              "DJ_SUBJECT_KEY_ID": "SubjectKeyId", "DJ_CHECKPOINT_KEY_ID": "CheckpointKeyId"}
+
+
+def cap(fn: str) -> str:
+    return fn[:1].upper() + fn[1:]
+
+
+@guarded("functions")
+def check_functions(session, out: dict) -> None:
+    lam = session.client("lambda")
+    logs = session.client("logs")
+    timeouts = {}
+    for fn in FUNCTIONS:
+        name = out[f"{cap(fn)}FunctionName"]
+        c = lam.get_function(FunctionName=name)["Configuration"]
+        timeouts[fn] = c.get("Timeout")
+        check(f"{fn} function runtime provided.al2023, handler bootstrap",
+              c.get("Runtime") == "provided.al2023" and c.get("Handler") == "bootstrap",
+              f"{c.get('Runtime')} {c.get('Handler')}")
+        archs = c.get("Architectures") or []
+        check(f"{fn} function architecture", archs in (["x86_64"], ["arm64"]), ",".join(archs))
+        check(f"{fn} function code uploaded", (c.get("CodeSize") or 0) > 0, f"{c.get('CodeSize')} bytes")
+        check(f"{fn} function runs as its own role", c.get("Role") == out.get(f"{cap(fn)}RoleArn"),
+              c.get("Role", ""))
+        env = (c.get("Environment") or {}).get("Variables") or {}
+        missing = [k for k in REQUIRED_ENV[fn] if not env.get(k, "").strip()]
+        # Names only, never values.
+        check(f"{fn} function environment has every variable config.rs requires", not missing,
+              "missing " + ", ".join(missing) if missing else ", ".join(REQUIRED_ENV[fn]))
+        wrong = [k for k in REQUIRED_ENV[fn] if k in ENV_OUTPUT and env.get(k) != out.get(ENV_OUTPUT[k])]
+        check(f"{fn} function environment names this stack's resources", not wrong,
+              "not the stack's: " + ", ".join(wrong) if wrong else "")
+        check(f"{fn} function does not trust payload principals",
+              "DJ_TRUST_PAYLOAD_PRINCIPAL" not in env)
+        check(f"{fn} function RUST_LOG set", bool(env.get("RUST_LOG")))
+        group = f"/aws/lambda/{name}"
+        logging = c.get("LoggingConfig")
+        if logging is None:
+            # moto's Lambda implements no LoggingConfig at all (neither CloudFormation nor API).
+            print(f"SKIP  {fn} function log format JSON  (the endpoint reports no LoggingConfig)")
+        else:
+            check(f"{fn} function log format JSON into {group}",
+                  logging.get("LogFormat") == "JSON" and logging.get("LogGroup") == group, json.dumps(logging))
+        groups = [g for g in logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+                  if g["logGroupName"] == group]
+        check(f"{fn} function log group with retention", bool(groups) and bool(groups[0].get("retentionInDays")),
+              f"{group}: {groups[0].get('retentionInDays') if groups else 'missing'} days")
+        if fn == "replay" and env.get("DJ_ACCESS_POLICY"):
+            try:
+                policy = json.loads(env["DJ_ACCESS_POLICY"])
+                roles = policy.get("roles") or {}
+                ok = policy.get("version") == 1 and bool(roles.get("auditor") or roles.get("operator"))
+                detail = ", ".join(f"{r}: {len(p)}" for r, p in sorted(roles.items()))
+            except (ValueError, AttributeError) as e:
+                ok, detail = False, f"not JSON: {e}"
+            check("replay access policy: version 1 with principals", ok, detail)
+            if out.get("AuditorRoleArn") and ok and "roles" in policy:
+                check("replay access policy names the stack's auditor role",
+                      out["AuditorRoleArn"] in (roles.get("auditor") or []))
+    for fn in ("compact", "retention"):
+        check(f"{fn} function timeout 900 s (its reserve stops work before)", timeouts[fn] == 900,
+              str(timeouts[fn]))
+
+    # The queue side of the trigger: AWS asks for a visibility timeout of at least six times the
+    # function timeout plus the batching window, so a batch in flight is not redelivered.
+    sqs = session.client("sqs")
+    vis = int(sqs.get_queue_attributes(QueueUrl=out["QueueUrl"], AttributeNames=["VisibilityTimeout"])
+              ["Attributes"]["VisibilityTimeout"])
+    window = int(out.get("IngestBatchingWindowSeconds") or 0)
+    check("sqs visibility timeout >= 6 x ingest timeout + batching window",
+          vis >= 6 * int(timeouts["ingest"]) + window, f"{vis} vs 6 x {timeouts['ingest']} + {window}")
+
+
+@guarded("event source mapping")
+def check_event_source_mapping(session, out: dict) -> None:
+    lam = session.client("lambda")
+    maps = lam.list_event_source_mappings(FunctionName=out["IngestFunctionName"])["EventSourceMappings"]
+    check("esm exactly one mapping into ingest", len(maps) == 1, str(len(maps)))
+    if not maps:
+        return
+    m = maps[0]
+    check("esm source is the ingest queue", m.get("EventSourceArn") == out["QueueArn"], m.get("EventSourceArn", ""))
+    check("esm target is the ingest function", m.get("FunctionArn") == out["IngestFunctionArn"],
+          m.get("FunctionArn", ""))
+    check("esm ReportBatchItemFailures", m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+          str(m.get("FunctionResponseTypes")))
+    want_size = int(out["IngestBatchSize"])
+    check(f"esm batch size {want_size}", m.get("BatchSize") == want_size, str(m.get("BatchSize")))
+    want_window = int(out["IngestBatchingWindowSeconds"])
+    check(f"esm batching window {want_window} s", int(m.get("MaximumBatchingWindowInSeconds") or 0) == want_window,
+          str(m.get("MaximumBatchingWindowInSeconds")))
+    check("esm enabled", m.get("State") in ("Enabled", "Creating", "Enabling"), m.get("State", ""))
+    check("esm UUID matches output", m.get("UUID") == out.get("IngestEventSourceMappingId"), m.get("UUID", ""))
+
+
+# -------------------------------------------------------------------- IAM ---
+# The reviewed matrix: every action each role may take, on which of the stack's resources.
+# Derived from the calls each function's deps make (crates/journal-aws, functions/*/src/lib.rs);
+# infra/template.yaml says why for each statement. A change of either shows up here.
+#   ingest:    SQS in, DLQ out; PutObject its block file, GetObject only to re-index it after a
+#              crash; claims, pointers, subject keys; manifest + chain append; data keys.
+#   compact:   read/write/delete journal files, metrics; pointer switch; manifest, leases.
+#   retention: tier/expire/rewrite files and versions, restores, Object-Locked evidence;
+#              pointers, GSI queries, shredding (DeleteItem of the wrapped key); signing.
+#   replay:    reads everything; writes access-journal blocks, checkpoints (locked), restore
+#              markers; kms:Decrypt for re-execution, Sign for checkpoints.
+# Resource tokens: bucket, bucket/<prefix>*, table, table/index/*, ledger, queue, dlq,
+# subject-key, checkpoint-key, secret, logs, replay-fn.
+def _rows(*rows):
+    m: dict[str, set[str]] = {}
+    for actions, resources in rows:
+        for a in actions.split():
+            m.setdefault(a, set()).update(resources.split())
+    return m
+
+
+COMMON = (("secretsmanager:GetSecretValue", "secret"), ("logs:CreateLogStream logs:PutLogEvents", "logs"))
+IAM_MATRIX = {
+    "ingest": _rows(
+        ("sqs:ReceiveMessage sqs:DeleteMessage sqs:GetQueueAttributes", "queue"),
+        ("sqs:SendMessage", "dlq"),
+        ("s3:PutObject s3:GetObject", "bucket/decisions/*"),
+        ("dynamodb:GetItem dynamodb:PutItem", "table ledger"),
+        ("dynamodb:BatchWriteItem", "table"),
+        ("dynamodb:UpdateItem dynamodb:Query", "ledger"),
+        ("kms:GenerateDataKey kms:Decrypt", "subject-key"),
+        *COMMON),
+    "compact": _rows(
+        ("s3:GetObject s3:PutObject", "bucket/decisions/* bucket/metrics/*"),
+        ("s3:DeleteObject", "bucket/decisions/*"),
+        ("s3:ListBucket", "bucket"),
+        ("dynamodb:GetItem dynamodb:BatchGetItem dynamodb:BatchWriteItem", "table"),
+        ("dynamodb:PutItem dynamodb:UpdateItem dynamodb:DeleteItem dynamodb:Query dynamodb:Scan", "ledger"),
+        *COMMON),
+    "retention": _rows(
+        ("s3:GetObject s3:PutObject s3:DeleteObject s3:DeleteObjectVersion",
+         "bucket/decisions/* bucket/retention/* bucket/tombstones/* bucket/erasures/*"),
+        ("s3:RestoreObject", "bucket/decisions/*"),
+        ("s3:PutObjectRetention", "bucket/retention/* bucket/tombstones/* bucket/erasures/*"),
+        ("s3:ListBucket s3:ListBucketVersions", "bucket"),
+        ("dynamodb:DeleteItem dynamodb:Query", "table ledger"),
+        ("dynamodb:BatchGetItem dynamodb:BatchWriteItem", "table"),
+        ("dynamodb:Query", "table/index/*"),
+        ("dynamodb:GetItem dynamodb:PutItem dynamodb:Scan", "ledger"),
+        ("kms:Sign kms:GetPublicKey kms:DescribeKey", "checkpoint-key"),
+        *COMMON),
+    "replay": _rows(
+        ("s3:GetObject", "bucket/*"),
+        ("s3:ListBucket", "bucket"),
+        ("s3:PutObject", "bucket/decisions/* bucket/checkpoints/* bucket/retention/restores/*"),
+        ("s3:RestoreObject", "bucket/decisions/*"),
+        ("s3:PutObjectRetention", "bucket/checkpoints/*"),
+        ("dynamodb:GetItem dynamodb:PutItem dynamodb:Query", "table ledger"),
+        ("dynamodb:BatchWriteItem", "table"),
+        ("dynamodb:Query", "table/index/*"),
+        ("dynamodb:UpdateItem dynamodb:Scan", "ledger"),
+        ("kms:Decrypt", "subject-key"),
+        ("kms:Sign kms:GetPublicKey kms:DescribeKey", "checkpoint-key"),
+        *COMMON),
+    "producer": _rows(("sqs:SendMessage", "queue")),
+    "auditor": _rows(("lambda:InvokeFunction", "replay-fn")),
+}
+
+
+def role_statements(iam, role: str) -> list[dict]:
+    """Every statement of a role: inline policies and attached managed policies."""
+    statements = []
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        doc = policy_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+        statements += doc.get("Statement", [])
+    for att in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        pol = iam.get_policy(PolicyArn=att["PolicyArn"])["Policy"]
+        doc = iam.get_policy_version(PolicyArn=pol["Arn"], VersionId=pol["DefaultVersionId"])["PolicyVersion"]["Document"]
+        statements += policy_document(doc).get("Statement", [])
+    return statements
+
+
+def as_list(v) -> list:
+    return [] if v is None else [v] if isinstance(v, str) else list(v)
+
+
+@guarded("iam")
+def check_iam(session, out: dict) -> None:
+    iam = session.client("iam")
+    region = session.region_name
+    account = out["QueueArn"].split(":")[4]
+    bucket = f"arn:aws:s3:::{out['BucketName']}"
+    ddb = session.client("dynamodb")
+    table = ddb.describe_table(TableName=out["TableName"])["Table"]["TableArn"]
+    ledger = ddb.describe_table(TableName=out["LedgerTableName"])["Table"]["TableArn"]
+    dlq = session.client("sqs").get_queue_attributes(QueueUrl=out["DlqUrl"], AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    fixed = {table: "table", f"{table}/index/*": "table/index/*", ledger: "ledger", out["QueueArn"]: "queue",
+             dlq: "dlq", out["SubjectKeyId"]: "subject-key", out["CheckpointKeyId"]: "checkpoint-key",
+             out["SecretArn"]: "secret", out["ReplayFunctionArn"]: "replay-fn", bucket: "bucket"}
+
+    def token(fn: str, arn: str) -> str:
+        if arn in fixed:
+            return fixed[arn]
+        if arn.startswith(bucket + "/"):
+            return "bucket" + arn[len(bucket):]
+        if arn == f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{out.get(cap(fn) + 'FunctionName')}:*":
+            return "logs"
+        return f"NOT-THIS-STACK({arn})"
+
+    roles = {fn: out[f"{cap(fn)}RoleArn"] for fn in FUNCTIONS}
+    roles["producer"] = out["ProducerRoleArn"]
+    roles["auditor"] = out["AuditorRoleArn"]
+    granted: dict[str, dict[str, set[str]]] = {}
+    conditions: dict[str, list[tuple[set, set, dict]]] = {}
+    loose = []
+    for who, arn in roles.items():
+        statements = role_statements(iam, arn.rsplit("/", 1)[-1])
+        m: dict[str, set[str]] = {}
+        for st in statements:
+            actions, resources = set(as_list(st.get("Action"))), as_list(st.get("Resource"))
+            if st.get("Effect") != "Allow" or "NotAction" in st or "NotResource" in st:
+                loose.append(f"{who}: {st.get('Effect')} with NotAction/NotResource")
+            loose += [f"{who}: {a}" for a in actions if "*" in a]
+            loose += [f"{who}: Resource {r}" for r in resources if r == "*"]
+            toks = {token(who, r) for r in resources}
+            for a in actions:
+                m.setdefault(a, set()).update(toks)
+            conditions.setdefault(who, []).append((actions, toks, st.get("Condition") or {}))
+        granted[who] = m
+    check("iam no wildcard actions, no Resource *, Allow statements only", not loose, "; ".join(loose))
+    for who, want in IAM_MATRIX.items():
+        have = granted.get(who, {})
+        diff = []
+        for a in sorted(set(want) | set(have)):
+            extra, lacking = have.get(a, set()) - want.get(a, set()), want.get(a, set()) - have.get(a, set())
+            if extra:
+                diff.append(f"+{a} on {sorted(extra)}")
+            if lacking:
+                diff.append(f"-{a} on {sorted(lacking)}")
+        check(f"iam {who} role: exactly the reviewed actions and resources", not diff, "; ".join(diff))
+
+    def holders(action: str, resource: str) -> list[str]:
+        return sorted(w for w, m in granted.items() if resource in m.get(action, set()))
+
+    check("iam kms:Decrypt of the subject key: ingest (sealing) and replay only",
+          holders("kms:Decrypt", "subject-key") == ["ingest", "replay"], str(holders("kms:Decrypt", "subject-key")))
+    check("iam kms:GenerateDataKey of the subject key: ingest only",
+          holders("kms:GenerateDataKey", "subject-key") == ["ingest"])
+    key_users = sorted(w for w, m in granted.items() if any("subject-key" in r for r in m.values()))
+    check("iam compact and retention hold no subject-key permission",
+          "compact" not in key_users and "retention" not in key_users, str(key_users))
+    check("iam kms:Sign with the checkpoint key: retention and replay only",
+          holders("kms:Sign", "checkpoint-key") == ["replay", "retention"], str(holders("kms:Sign", "checkpoint-key")))
+    readers = [w for w, m in granted.items() if m.get("s3:GetObject")]
+    people = holders("lambda:InvokeFunction", "replay-fn")
+    check("iam only replay reads the whole bucket, and people reach it only through the auditor policy",
+          holders("s3:GetObject", "bucket/*") == ["replay"] and people == ["auditor"],
+          f"GetObject: {sorted(readers)}; invoke replay: {people}")
+    unbound = [f"{w}: {sorted(a)}" for w, sts in conditions.items() for a, toks, cond in sts
+               if "subject-key" in toks and sorted(
+                   (cond.get("ForAllValues:StringEquals") or {}).get("kms:EncryptionContextKeys") or []) !=
+               ["subject_ref", "tenant_id"]]
+    check("iam subject-key use is bound to a tenant_id + subject_ref encryption context", not unbound,
+          "; ".join(unbound))
+    unsigned = [w for w, sts in conditions.items() for a, toks, cond in sts
+                if "kms:Sign" in a and (cond.get("StringEquals") or {}).get("kms:SigningAlgorithm") != "ECDSA_SHA_256"]
+    check("iam signing is ECDSA_SHA_256 only", not unsigned, str(unsigned))
+
+    for fn in FUNCTIONS:
+        trust = iam.get_role(RoleName=roles[fn].rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
+        trust = policy_document(trust)
+        principals = [st.get("Principal") for st in trust.get("Statement", [])]
+        check(f"iam {fn} role trusted by lambda.amazonaws.com only",
+              principals == [{"Service": "lambda.amazonaws.com"}], str(principals))
+    for who in ("producer", "auditor"):
+        name = roles[who].rsplit("/", 1)[-1]
+        inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
+        attached = [a["PolicyArn"] for a in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]]
+        want = out[f"{cap(who)}PolicyArn"]
+        check(f"iam {who} role carries the {who} policy and nothing else", not inline and attached == [want],
+              f"inline {inline}, attached {attached}")
+
+
+# ----------------------------------------------------------------- alarms ---
+@guarded("alarms")
+def check_alarms(session, out: dict) -> None:
+    cw = session.client("cloudwatch")
+    dlq_name = out["DlqUrl"].rstrip("/").rsplit("/", 1)[-1]
+    queue_name = out["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]
+    expected = {
+        "DeadLetterAlarmName": ("dlq depth", "AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", dlq_name, 0),
+        "IngestBacklogAlarmName": ("ingest backlog", "AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName",
+                                   queue_name, None),
+        "IngestThrottlesAlarmName": ("ingest throttles", "AWS/Lambda", "Throttles", "FunctionName",
+                                     out["IngestFunctionName"], 0),
+    }
+    for fn in FUNCTIONS:
+        expected[f"{cap(fn)}ErrorsAlarmName"] = (f"{fn} errors", "AWS/Lambda", "Errors", "FunctionName",
+                                                 out[f"{cap(fn)}FunctionName"], 0)
+    for key, (what, ns, metric, dim, value, threshold) in expected.items():
+        name = out.get(key)
+        found = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"] if name else []
+        if not check(f"alarm {what} exists", len(found) == 1, name or f"no output {key}"):
+            continue
+        a = found[0]
+        dims = {d["Name"]: d["Value"] for d in a.get("Dimensions", [])}
+        ok = (a.get("Namespace") == ns and a.get("MetricName") == metric and dims == {dim: value}
+              and a.get("ComparisonOperator") == "GreaterThanThreshold"
+              and (threshold is None or float(a.get("Threshold")) == threshold))
+        check(f"alarm {what}: {ns} {metric} of {dim}={value} > {threshold if threshold is not None else 'threshold'}",
+              ok, f"{a.get('Namespace')} {a.get('MetricName')} {dims} {a.get('ComparisonOperator')} "
+                  f"{a.get('Threshold')}")
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--outputs", required=True, help="outputs JSON file from deploy.py, or - for stdin")
@@ -258,9 +603,19 @@ def main(argv: list[str]) -> int:
     if out.get("SubjectKeyId"):
         check_kms(session.client("kms"), out["SubjectKeyId"], out.get("SubjectKeyAlias"))
     if out.get("CompactScheduleName"):
-        check_schedule(session, out["CompactScheduleName"], "compact", "compact")
+        check_schedule(session, out["CompactScheduleName"], "compact", "compact", out.get("CompactFunctionArn"))
     if out.get("RetentionScheduleName"):
-        check_schedule(session, out["RetentionScheduleName"], "retention", "run")
+        check_schedule(session, out["RetentionScheduleName"], "retention", "run", out.get("RetentionFunctionArn"))
+    # The whole stack (deployed with CodeBucket): functions, trigger, roles, alarms, checkpoints.
+    if out.get("IngestFunctionName"):
+        missing = [k for k in FUNCTION_OUTPUTS if not out.get(k)]
+        check("function outputs present", not missing, "missing " + ", ".join(missing) if missing else "")
+        if not missing:
+            check_functions(session, out)
+            check_event_source_mapping(session, out)
+            check_iam(session, out)
+            check_alarms(session, out)
+            check_schedule(session, out["CheckpointScheduleName"], "replay", "checkpoint", out["ReplayFunctionArn"])
     print(f"{'OK' if not failures else 'FAILED'}: {failures} failure(s)")
     return 1 if failures else 0
 

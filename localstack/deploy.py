@@ -3,12 +3,18 @@
 
     deploy.py --stack NAME --prefix PREFIX [--template infra/template.yaml]
               [--param KEY=VALUE ...] [--outputs-file PATH] [--timeout SECONDS]
-              [--moto-fixups auto|on|off]
+              [--code-dir DIR [--code-bucket BUCKET]] [--moto-fixups auto|on|off]
 
 The endpoint and credentials come from the environment (AWS_ENDPOINT_URL,
 AWS_REGION, ... - see localstack/start.sh). On success the stack outputs are
 printed on stdout as one JSON object; on failure the stack events are printed
 on stderr and the exit status is 1.
+
+With --code-dir, DIR/<function>/bootstrap (ingest, compact, retention,
+replay: what `cargo lambda build` leaves in target/lambda/) are zipped, uploaded
+to an artifacts bucket (--code-bucket, default <prefix>-artifacts, created if
+missing) under functions/<content hash>/, and the stack gets CodeBucket and
+CodeKeyPrefix: the whole stack, functions included. Without it, storage only.
 
 Parameter values are checked against the template's constraints first
 (AllowedPattern, AllowedValues, lengths, MinValue/MaxValue), as CloudFormation
@@ -16,20 +22,27 @@ does and moto does not.
 
 Emulator gaps (only when DJ_ENDPOINT_KIND=moto, or --moto-fixups=on): moto's
 CloudFormation silently skips some resource types and properties (the secret,
-bucket versioning / Object Lock / public access block / ownership, table PITR).
-They are applied here through the service APIs from the template's own
-settings, and the outputs are completed. Nothing is done for real AWS or
-LocalStack. See localstack/README.md ("moto gaps").
+bucket versioning / Object Lock / public access block / ownership, table PITR,
+alarms, schedules), and resolves references to what it skipped wrongly in
+function environments and IAM policies. They are applied here through the
+service APIs from the template's own settings, and the outputs are completed.
+Nothing is done for real AWS or LocalStack. See localstack/README.md ("moto
+gaps").
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
+import io
 import json
 import os
 import re
 import sys
 import time
+import urllib.parse
+import zipfile
 from pathlib import Path
 
 import boto3
@@ -37,6 +50,8 @@ from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TEMPLATE = ROOT / "infra" / "template.yaml"
+
+FUNCTIONS = ("ingest", "compact", "retention", "replay")
 
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
 IN_PROGRESS_SUFFIX = "_IN_PROGRESS"
@@ -55,6 +70,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="extra template parameter (repeatable)")
     p.add_argument("--outputs-file", metavar="PATH", help="also write the outputs JSON to this file")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the stack (default 600)")
+    p.add_argument("--code-dir", metavar="DIR",
+                   help="deploy the functions too: DIR/<function>/bootstrap for " + ", ".join(FUNCTIONS))
+    p.add_argument("--code-bucket", metavar="BUCKET",
+                   help="artifacts bucket for the zips (default: <prefix>-artifacts; created if missing)")
     p.add_argument("--moto-fixups", choices=["auto", "on", "off"], default="auto",
                    help="create what moto's CloudFormation skips (default: auto = when DJ_ENDPOINT_KIND=moto)")
     return p.parse_args(argv)
@@ -104,6 +123,68 @@ def outputs_of(stack: dict) -> dict[str, str]:
     return {o["OutputKey"]: o.get("OutputValue") for o in stack.get("Outputs", [])}
 
 
+# ------------------------------------------------------- function code ---
+
+
+def zip_bootstrap(path: Path) -> bytes:
+    """A Lambda zip of one cargo-lambda bootstrap: the executable at the root, mode 0755, and a
+    fixed timestamp so the same binary always gives the same bytes (and the same key)."""
+    info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100755 << 16  # regular file, rwxr-xr-x
+    info.compress_type = zipfile.ZIP_DEFLATED
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr(info, path.read_bytes())
+    return out.getvalue()
+
+
+def package_functions(code_dir: Path) -> dict[str, bytes]:
+    missing = [str(code_dir / f / "bootstrap") for f in FUNCTIONS if not (code_dir / f / "bootstrap").is_file()]
+    if missing:
+        raise SystemExit("deploy.py: error: --code-dir needs a bootstrap per function; missing: "
+                         + ", ".join(missing) + " (scripts/build-functions.sh builds target/lambda/)")
+    return {f: zip_bootstrap(code_dir / f / "bootstrap") for f in FUNCTIONS}
+
+
+def ensure_bucket(s3, bucket: str, region: str) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise SystemExit(f"deploy.py: error: artifacts bucket {bucket}: {e} "
+                             "(name taken by another account? choose one with --code-bucket)")
+    create: dict = {"Bucket": bucket}
+    if region != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    s3.create_bucket(**create)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    log(f"created artifacts bucket {bucket}")
+
+
+def upload_functions(session, zips: dict[str, bytes], bucket: str) -> str:
+    """Uploads the zips under functions/<hash of all of them>/ (new code, new keys: CloudFormation
+    updates a function's code only when its key changes) and returns that key prefix."""
+    digest = hashlib.sha256()
+    for name in sorted(zips):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(zips[name]).digest())
+    prefix = f"functions/{digest.hexdigest()[:16]}/"
+    s3 = session.client("s3")
+    ensure_bucket(s3, bucket, session.region_name)
+    for name, body in zips.items():
+        key = f"{prefix}{name}.zip"
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+            continue  # same content already uploaded
+        except ClientError:
+            pass
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        log(f"uploaded s3://{bucket}/{key} ({len(body) / 1e6:.1f} MB)")
+    return prefix
+
+
 def check_parameters(template: dict, params: list[dict]) -> list[str]:
     """Validate parameter values as CloudFormation would (moto does not check
     AllowedPattern, AllowedValues, lengths or numeric bounds)."""
@@ -140,7 +221,7 @@ def check_parameters(template: dict, params: list[dict]) -> list[str]:
 
 
 def deploy(cfn, args: argparse.Namespace, body: str, params: list[dict],
-           template_params: set[str]) -> dict:
+           template_params: set[str], moto: bool = False) -> dict:
     name = args.stack
     existing = stack_or_none(cfn, name)
     if existing and existing["StackStatus"].endswith(IN_PROGRESS_SUFFIX):
@@ -167,10 +248,18 @@ def deploy(cfn, args: argparse.Namespace, body: str, params: list[dict],
     else:
         log(f"updating stack {name} ({existing['StackStatus']})")
         # Parameters not given now keep their previous values (like the console).
+        # moto fails such an update (HTTP 500) for a parameter the stack took from the template's
+        # default, so there the previous value is passed as a value - the same thing, except
+        # for NoEcho parameters, whose values DescribeStacks masks.
         given = {p["ParameterKey"] for p in params}
+
+        def previous(p: dict) -> dict:
+            if moto and p.get("ParameterValue") not in (None, "****"):
+                return {"ParameterKey": p["ParameterKey"], "ParameterValue": p["ParameterValue"]}
+            return {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+
         common["Parameters"] = params + [
-            {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
-            for p in existing.get("Parameters", [])
+            previous(p) for p in existing.get("Parameters", [])
             if p["ParameterKey"] not in given and p["ParameterKey"] in template_params]
         try:
             cfn.update_stack(**common)
@@ -184,10 +273,15 @@ def deploy(cfn, args: argparse.Namespace, body: str, params: list[dict],
 
 # ------------------------------------------------------------ moto fixups ---
 # moto 5.2 CloudFormation (see README.md, "moto gaps"):
-#  - AWS::SecretsManager::Secret and AWS::S3::BucketPolicy are skipped silently
-#    (the stack still ends CREATE_COMPLETE and the outputs that Ref them vanish);
+#  - AWS::SecretsManager::Secret, AWS::S3::BucketPolicy, AWS::CloudWatch::Alarm and
+#    AWS::Scheduler::Schedule are skipped silently (the stack still ends CREATE_COMPLETE and
+#    the outputs that Ref them vanish);
 #  - AWS::S3::Bucket applies only BucketName, BucketEncryption and Tags;
-#  - AWS::DynamoDB::Table ignores PointInTimeRecoverySpecification.
+#  - AWS::DynamoDB::Table ignores PointInTimeRecoverySpecification;
+#  - AWS::KMS::Key is always symmetric;
+#  - a Ref to a skipped resource resolves to nothing, so function environment variables and
+#    IAM policy Resources that name the secret vanish (and name the old key once the
+#    asymmetric key is replaced).
 # The fixups below apply those template properties through the service APIs.
 # They read the template, so they follow it when it changes; they are
 # idempotent, so they also run after updates.
@@ -207,8 +301,8 @@ def load_template(body: str) -> dict:
             value = loader.construct_sequence(node, deep=True)
         else:
             value = loader.construct_mapping(node, deep=True)
-        if tag_suffix == "Ref":
-            return {"Ref": value}
+        if tag_suffix in ("Ref", "Condition"):
+            return {tag_suffix: value}
         if tag_suffix == "GetAtt" and isinstance(value, str):
             value = value.split(".", 1)
         return {f"Fn::{tag_suffix}": value}
@@ -217,25 +311,145 @@ def load_template(body: str) -> dict:
     return yaml.load(body, Loader=Loader)  # noqa: S506 - SafeLoader subclass
 
 
-def resolve_sub(value, params: dict[str, str]):
-    """Resolve a literal or a Fn::Sub string over parameters and pseudo parameters."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and "Ref" in value and value["Ref"] in params:
-        return params[value["Ref"]]
-    if isinstance(value, dict) and isinstance(value.get("Fn::Sub"), str):
+NO_VALUE = object()  # what Ref AWS::NoValue evaluates to: the property is left out
+# Types whose Ref is the name the template gives them.
+NAME_PROPERTY = {"AWS::Logs::LogGroup": "LogGroupName", "AWS::Lambda::Function": "FunctionName",
+                 "AWS::IAM::Role": "RoleName", "AWS::DynamoDB::Table": "TableName",
+                 "AWS::S3::Bucket": "BucketName"}
+
+
+class Resolver:
+    """Evaluates template values as CloudFormation does, against the deployed stack: parameters,
+    pseudo parameters, conditions, Ref / Fn::GetAtt / Fn::Sub / Fn::If / Fn::Join of deployed
+    resources, with the corrections of the fixups (`refs`, `arns`: resources deploy.py created or
+    replaced) taking precedence over what moto recorded."""
+
+    def __init__(self, session, template: dict, params: dict[str, str], physical: dict[str, str]):
+        self.session = session
+        self.template = template
+        self.params = params
+        self.physical = physical
+        self.refs: dict[str, str] = {}
+        self.arns: dict[str, str] = {}
+        self._atts: dict[tuple[str, str], str] = {}
+
+    def __call__(self, node):
+        if isinstance(node, list):
+            return [v for v in (self(n) for n in node) if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                return self.ref(arg)
+            if fn == "Fn::GetAtt":
+                logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self.get_att(logical, attr)
+            if fn == "Fn::Sub":
+                return self.sub(arg)
+            if fn == "Fn::If":
+                name, when_true, when_false = arg
+                return self(when_true if self.condition(name) else when_false)
+            if fn == "Fn::Join":
+                sep, items = arg
+                return sep.join(str(v) for v in self(items))
+            if fn.startswith("Fn::"):
+                raise KeyError(f"{fn} is not supported by deploy.py's resolver")
+        out = {}
+        for key, value in node.items():
+            value = self(value)
+            if value is not NO_VALUE:
+                out[key] = value
+        return out
+
+    def condition(self, name: str | None) -> bool:
+        return condition_holds(self.template, name, self.params)
+
+    def resource_type(self, logical: str) -> str:
+        return (self.template.get("Resources") or {})[logical]["Type"]
+
+    def ref(self, name: str):
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        if name in self.params:
+            return self.params[name]
+        if name in self.refs:
+            return self.refs[name]
+        if name in self.physical:
+            return self.physical[name]
+        # After an update that turns conditional resources on, moto creates some of them (log
+        # groups seen) without listing them; their Ref is their name, as on AWS.
+        res = (self.template.get("Resources") or {}).get(name) or {}
+        prop = NAME_PROPERTY.get(res.get("Type"))
+        if prop and prop in (res.get("Properties") or {}) and self.condition(res.get("Condition")):
+            return self(res["Properties"][prop])
+        raise KeyError(f"Ref {name}: neither a parameter nor a deployed resource")
+
+    def get_att(self, logical: str, attr: str) -> str:
+        if attr == "Arn" and logical in self.arns:
+            return self.arns[logical]
+        if (logical, attr) not in self._atts:
+            self._atts[(logical, attr)] = self._fetch_att(logical, attr)
+        return self._atts[(logical, attr)]
+
+    def _fetch_att(self, logical: str, attr: str) -> str:
+        rtype, ref, s = self.resource_type(logical), self.ref(logical), self.session
+        if rtype == "AWS::SQS::Queue" and attr == "QueueName":
+            return ref.rstrip("/").rsplit("/", 1)[-1]
+        if rtype == "AWS::SQS::Queue" and attr == "Arn":
+            return s.client("sqs").get_queue_attributes(
+                QueueUrl=ref, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        if rtype == "AWS::Lambda::Function" and attr == "Arn":
+            return s.client("lambda").get_function(FunctionName=ref)["Configuration"]["FunctionArn"]
+        if rtype == "AWS::IAM::Role" and attr == "Arn":
+            return s.client("iam").get_role(RoleName=ref)["Role"]["Arn"]
+        if rtype == "AWS::KMS::Key" and attr == "Arn":
+            return s.client("kms").describe_key(KeyId=ref)["KeyMetadata"]["Arn"]
+        if rtype == "AWS::DynamoDB::Table" and attr == "Arn":
+            return s.client("dynamodb").describe_table(TableName=ref)["Table"]["TableArn"]
+        if rtype == "AWS::S3::Bucket" and attr == "Arn":
+            return f"arn:{self.params['AWS::Partition']}:s3:::{ref}"
+        raise KeyError(f"Fn::GetAtt {logical}.{attr} ({rtype}) is not supported by deploy.py's resolver")
+
+    def sub(self, arg) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
+        resources = self.template.get("Resources") or {}
+
         def repl(m):
             name = m.group(1)
-            if name not in params:
-                raise KeyError(name)
-            return params[name]
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            logical, _, attr = name.partition(".")
+            if attr and logical in resources:
+                return str(self.get_att(logical, attr))
+            return str(self.ref(name))
 
-        return re.sub(r"\$\{([A-Za-z0-9:]+)\}", repl, value["Fn::Sub"])
-    raise KeyError(repr(value))
+        return re.sub(r"\$\{([^}]+)\}", repl, text)
+
+    def mentions(self, node, names) -> bool:
+        """Whether `node` refers to any of the logical ids in `names`."""
+        if isinstance(node, list):
+            return any(self.mentions(n, names) for n in node)
+        if isinstance(node, dict):
+            if node.get("Ref") in names:
+                return True
+            att = node.get("Fn::GetAtt")
+            if att is not None:
+                return (att if isinstance(att, list) else att.split("."))[0] in names
+            sub = node.get("Fn::Sub")
+            if sub is not None:
+                text = sub if isinstance(sub, str) else sub[0]
+                found = {m.split(".")[0] for m in re.findall(r"\$\{([^}!][^}]*)\}", text)}
+                if found & set(names):
+                    return True
+            return any(self.mentions(v, names) for v in node.values())
+        return False
 
 
 def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) -> dict[str, str]:
-    """Apply what moto's CloudFormation skipped; returns the corrected outputs."""
+    """Apply what moto's CloudFormation skipped or got wrong; returns the corrected outputs."""
     outputs = outputs_of(stack)
     cfn = session.client("cloudformation")
     physical = {
@@ -247,10 +461,11 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
     params = {**params, "AWS::Region": session.region_name, "AWS::AccountId": account,
               "AWS::Partition": "aws", "AWS::StackName": stack["StackName"],
               "AWS::URLSuffix": "amazonaws.com"}
-    refs: dict[str, str] = {}  # logical id -> what Ref returns, for skipped resources
-    arns: dict[str, str] = {}  # logical id -> what GetAtt Arn returns, for replaced resources
+    r = Resolver(session, template, params, physical)
+    resources = template.get("Resources") or {}
 
-    for logical, res in (template.get("Resources") or {}).items():
+    # 1. What moto creates incompletely or wrongly, or skips, and other resources refer to.
+    for logical, res in resources.items():
         rtype = res.get("Type")
         props = res.get("Properties") or {}
         if rtype == "AWS::S3::Bucket" and logical in physical:
@@ -262,23 +477,46 @@ def moto_fixups(session, stack: dict, template: dict, params: dict[str, str]) ->
                     TableName=physical[logical],
                     PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
         elif rtype == "AWS::KMS::Key" and logical in physical:
-            replaced = fix_kms_key(session.client("kms"), physical[logical], props)
+            aliases = [physical[a] for a, ares in resources.items()
+                       if ares.get("Type") == "AWS::KMS::Alias" and a in physical
+                       and (ares.get("Properties") or {}).get("TargetKeyId") == {"Ref": logical}]
+            replaced = fix_kms_key(session.client("kms"), physical[logical], props, aliases)
             if replaced:
-                refs[logical], arns[logical] = replaced
-        elif rtype == "AWS::SecretsManager::Secret" and logical not in physical:
-            refs[logical] = fix_secret(session.client("secretsmanager"), stack["StackName"], logical,
-                                       props, params)
-        elif (rtype == "AWS::Scheduler::Schedule" and logical not in physical
-              and condition_holds(template, res.get("Condition"), params)):
-            refs[logical] = fix_schedule(session, props, params, physical)
+                r.refs[logical], r.arns[logical] = replaced
+        elif rtype == "AWS::SecretsManager::Secret" and logical not in physical and r.condition(res.get("Condition")):
+            r.refs[logical] = fix_secret(session.client("secretsmanager"), stack["StackName"], logical,
+                                         props, r)
 
+    # 2. Properties moto resolved while those were missing or wrong: a Ref of a skipped resource
+    #    became nothing (the variable or the policy's Resource vanished), a replaced key's ARN is
+    #    the old key's. Re-evaluated from the template and applied where they differ.
+    for logical, res in resources.items():
+        rtype = res.get("Type")
+        props = res.get("Properties") or {}
+        if logical not in physical:
+            continue
+        if rtype == "AWS::Lambda::Function":
+            fix_function_environment(session.client("lambda"), physical[logical],
+                                     r(props.get("Environment") or {}))
+        elif rtype == "AWS::IAM::Role":
+            fix_role_policies(session.client("iam"), physical[logical], r(props.get("Policies") or []))
+        elif rtype == "AWS::IAM::ManagedPolicy":
+            fix_managed_policy(session.client("iam"), physical[logical], r(props["PolicyDocument"]))
+
+    # 3. Types moto's CloudFormation reports created but never creates: made from the template.
+    for logical, res in resources.items():
+        rtype = res.get("Type")
+        if logical in physical or not r.condition(res.get("Condition")):
+            continue
+        if rtype == "AWS::Scheduler::Schedule":
+            r.refs[logical] = fix_schedule(session.client("scheduler"), r(res.get("Properties") or {}))
+        elif rtype == "AWS::CloudWatch::Alarm":
+            r.refs[logical] = fix_alarm(session.client("cloudwatch"), r(res.get("Properties") or {}))
+
+    corrected = set(r.refs) | set(r.arns)
     for key, out in (template.get("Outputs") or {}).items():
-        value = out.get("Value")
-        if isinstance(value, dict) and value.get("Ref") in refs:
-            outputs[key] = refs[value["Ref"]]
-        get_att = value.get("Fn::GetAtt") if isinstance(value, dict) else None
-        if isinstance(get_att, list) and get_att[1:] == ["Arn"] and get_att[0] in arns:
-            outputs[key] = arns[get_att[0]]
+        if r.condition(out.get("Condition")) and r.mentions(out.get("Value"), corrected):
+            outputs[key] = str(r(out["Value"]))
     return outputs
 
 
@@ -297,32 +535,86 @@ def condition_holds(template: dict, name: str | None, params: dict[str, str]) ->
             if fn == "Fn::Not":
                 return not ev(args[0])
             if fn == "Fn::Equals":
-                return ev(args[0]) == ev(args[1])
+                return str(ev(args[0])) == str(ev(args[1]))
             if fn == "Fn::And":
                 return all(ev(a) for a in args)
             if fn == "Fn::Or":
                 return any(ev(a) for a in args)
-        if isinstance(node, str):
+        if isinstance(node, (str, int, float)):
             return node
         raise KeyError(f"condition form {node!r}")
 
     return bool(ev(template["Conditions"][name]))
 
 
-def fix_schedule(session, props: dict, params: dict[str, str], physical: dict[str, str]) -> str:
+def policy_document(doc) -> dict:
+    """A policy as IAM returns it: JSON (URL-decoded by boto3), or - for what moto's
+    CloudFormation put - the Python repr of the template's mapping."""
+    if not isinstance(doc, str):
+        return doc
+    try:
+        return json.loads(urllib.parse.unquote(doc))
+    except json.JSONDecodeError:
+        return ast.literal_eval(doc)
+
+
+def same_policy(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def fix_function_environment(lam, name: str, env: dict) -> None:
+    want = {k: str(v) for k, v in (env.get("Variables") or {}).items()}
+    have = (lam.get_function_configuration(FunctionName=name).get("Environment") or {}).get("Variables") or {}
+    if want == have:
+        return
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": want})
+    changed = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    # Names only: values may be configuration nobody should find in a log.
+    log(f"moto fixup: function {name}: set {', '.join(changed)} from the template")
+
+
+def fix_role_policies(iam, role: str, policies: list) -> None:
+    for policy in policies:
+        name, want = policy["PolicyName"], policy["PolicyDocument"]
+        try:
+            have = policy_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
+        except ClientError:
+            have = None
+        if not same_policy(want, have):
+            iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(want))
+            log(f"moto fixup: role {role}: policy {name} set from the template")
+
+
+def fix_managed_policy(iam, arn: str, want: dict) -> None:
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    have = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+    if same_policy(want, policy_document(have)):
+        return
+    versions = iam.list_policy_versions(PolicyArn=arn)["Versions"]
+    if len(versions) >= 5:  # IAM keeps five
+        oldest = min((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+        iam.delete_policy_version(PolicyArn=arn, VersionId=oldest["VersionId"])
+    iam.create_policy_version(PolicyArn=arn, PolicyDocument=json.dumps(want), SetAsDefault=True)
+    log(f"moto fixup: managed policy {arn}: document set from the template")
+
+
+def ints(d: dict | None, *keys: str) -> dict | None:
+    """Template numbers arrive as strings when they come from parameters; the APIs want ints."""
+    if d is not None:
+        for k in keys:
+            if k in d:
+                d[k] = int(d[k])
+    return d
+
+
+def fix_schedule(scheduler, props: dict) -> str:
     """moto's CloudFormation reports an AWS::Scheduler::Schedule created but never creates it."""
     target = dict(props["Target"])
-    role = target["RoleArn"]
-    if isinstance(role, dict) and "Fn::GetAtt" in role:
-        role_name = physical[role["Fn::GetAtt"][0]]
-        target["RoleArn"] = session.client("iam").get_role(RoleName=role_name)["Role"]["Arn"]
-    target["Arn"] = resolve_sub(target["Arn"], params)
-    name = resolve_sub(props["Name"], params)
-    scheduler = session.client("scheduler")
+    ints(target.get("RetryPolicy"), "MaximumRetryAttempts", "MaximumEventAgeInSeconds")
     args = {
-        "Name": name,
-        "ScheduleExpression": resolve_sub(props["ScheduleExpression"], params),
-        "FlexibleTimeWindow": props["FlexibleTimeWindow"],
+        "Name": props["Name"],
+        "ScheduleExpression": props["ScheduleExpression"],
+        "FlexibleTimeWindow": ints(dict(props["FlexibleTimeWindow"]), "MaximumWindowInMinutes"),
         "State": props.get("State", "ENABLED"),
         "Description": props.get("Description", ""),
         "Target": target,
@@ -333,19 +625,53 @@ def fix_schedule(session, props: dict, params: dict[str, str], physical: dict[st
         if e.response.get("Error", {}).get("Code") != "ConflictException":
             raise
         scheduler.update_schedule(**args)
-    log(f"moto fixup: created schedule {name} (moto's CloudFormation skips AWS::Scheduler::Schedule)")
-    return name
+    log(f"moto fixup: created schedule {args['Name']} (moto's CloudFormation skips AWS::Scheduler::Schedule)")
+    return args["Name"]
 
 
-def fix_kms_key(kms, key_id: str, props: dict) -> tuple[str, str] | None:
+ALARM_KEYS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
+              "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+              "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+              "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+              "ThresholdMetricId")
+
+
+def fix_alarm(cloudwatch, props: dict) -> str:
+    """moto's CloudFormation skips AWS::CloudWatch::Alarm (blank entry, outputs vanish)."""
+    args = {k: props[k] for k in ALARM_KEYS if k in props}
+    ints(args, "Period", "EvaluationPeriods", "DatapointsToAlarm")
+    if "Threshold" in args:
+        args["Threshold"] = float(args["Threshold"])
+    if "ActionsEnabled" in args:
+        args["ActionsEnabled"] = args["ActionsEnabled"] in (True, "true", "True")
+    cloudwatch.put_metric_alarm(**args)
+    log(f"moto fixup: created alarm {args['AlarmName']} (moto's CloudFormation skips AWS::CloudWatch::Alarm)")
+    return args["AlarmName"]
+
+
+def fix_kms_key(kms, key_id: str, props: dict, aliases: list[str]) -> tuple[str, str] | None:
     """moto's CloudFormation creates every key symmetric: replace an asymmetric one by a key of
     the template's spec and usage, and re-point the aliases that named it. Returns the new
-    (key id, ARN), or None when the key is already right."""
+    (key id, ARN), or None when the key is already right. `aliases`: the template's aliases of
+    this key; after an earlier run they name the replacement, which is then kept (a stack
+    update must not change the signing key)."""
     spec = props.get("KeySpec") or "SYMMETRIC_DEFAULT"
     usage = props.get("KeyUsage") or "ENCRYPT_DECRYPT"
+
+    def right(meta: dict) -> bool:
+        return (meta.get("KeySpec", meta.get("CustomerMasterKeySpec")) == spec
+                and meta.get("KeyUsage") == usage and meta.get("KeyState") == "Enabled")
+
     meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    if meta.get("KeySpec", meta.get("CustomerMasterKeySpec")) == spec and meta.get("KeyUsage") == usage:
+    if right(meta):
         return None
+    for alias in aliases:
+        try:
+            earlier = kms.describe_key(KeyId=alias)["KeyMetadata"]
+        except ClientError:
+            continue
+        if earlier["KeyId"] != meta["KeyId"] and right(earlier):
+            return earlier["KeyId"], earlier["Arn"]
     description = props.get("Description") or ""
     new = kms.create_key(KeySpec=spec, KeyUsage=usage,
                          Description=description if isinstance(description, str) else "")["KeyMetadata"]
@@ -388,8 +714,8 @@ GENERATE_KEYS = ("PasswordLength", "ExcludeCharacters", "ExcludeNumbers", "Exclu
                  "ExcludeUppercase", "ExcludeLowercase", "IncludeSpace", "RequireEachIncludedType")
 
 
-def fix_secret(sm, stack_name: str, logical: str, props: dict, params: dict[str, str]) -> str:
-    name = resolve_sub(props["Name"], params)
+def fix_secret(sm, stack_name: str, logical: str, props: dict, resolve: "Resolver") -> str:
+    name = resolve(props["Name"])
     try:
         return sm.describe_secret(SecretId=name)["ARN"]
     except ClientError as e:
@@ -417,7 +743,7 @@ def fix_secret(sm, stack_name: str, logical: str, props: dict, params: dict[str,
             create["SecretString"] = generated
         del generated
     elif "SecretString" in props:
-        create["SecretString"] = resolve_sub(props["SecretString"], params)
+        create["SecretString"] = resolve(props["SecretString"])
     arn = sm.create_secret(**create)["ARN"]
     log(f"moto fixup: created secret {name} (moto's CloudFormation skips AWS::SecretsManager::Secret)")
     return arn
@@ -460,8 +786,29 @@ def main(argv: list[str]) -> int:
             log(f"error: {problem}")
         return 2
 
+    if args.code_dir:
+        given = {p["ParameterKey"] for p in params}
+        if given & {"CodeBucket", "CodeKeyPrefix"}:
+            log("error: --code-dir sets CodeBucket and CodeKeyPrefix; do not pass them as --param")
+            return 2
+        bucket = args.code_bucket or f"{args.prefix}-artifacts"
+        prefix = upload_functions(session, package_functions(Path(args.code_dir)), bucket)
+        code_params = [{"ParameterKey": "CodeBucket", "ParameterValue": bucket},
+                       {"ParameterKey": "CodeKeyPrefix", "ParameterValue": prefix}]
+        problems = check_parameters(parsed, code_params)
+        if problems:
+            for problem in problems:
+                log(f"error: {problem}")
+            return 2
+        params += code_params
+    elif args.code_bucket:
+        log("error: --code-bucket needs --code-dir")
+        return 2
+
+    fix = args.moto_fixups == "on" or (
+        args.moto_fixups == "auto" and os.environ.get("DJ_ENDPOINT_KIND") == "moto")
     try:
-        stack = deploy(cfn, args, body, params, template_params)
+        stack = deploy(cfn, args, body, params, template_params, moto=fix)
     except ClientError as e:
         log(f"error: {e}")
         try:
@@ -480,8 +827,6 @@ def main(argv: list[str]) -> int:
         print_events(cfn, args.stack)
         return 1
 
-    fix = args.moto_fixups == "on" or (
-        args.moto_fixups == "auto" and os.environ.get("DJ_ENDPOINT_KIND") == "moto")
     if fix:
         try:
             values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}

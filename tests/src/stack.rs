@@ -95,12 +95,35 @@ impl Stack {
 
     /// As [`Stack::deploy`], with template parameters besides `Prefix`.
     pub fn deploy_with(prefix: &str, params: &[(&str, &str)]) -> Result<Self> {
+        Self::run_deploy(prefix, params, None)
+    }
+
+    /// The whole stack, functions included: deploy.py zips `code_dir/<function>/bootstrap`
+    /// (ingest, compact, retention, replay), uploads them to `<prefix>-artifacts` and sets the
+    /// template's `CodeBucket` and `CodeKeyPrefix`. Deploying again with the same prefix updates
+    /// the stack.
+    pub fn deploy_with_code(
+        prefix: &str,
+        params: &[(&str, &str)],
+        code_dir: &std::path::Path,
+    ) -> Result<Self> {
+        Self::run_deploy(prefix, params, Some(code_dir))
+    }
+
+    fn run_deploy(
+        prefix: &str,
+        params: &[(&str, &str)],
+        code_dir: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let name = format!("{prefix}-stack");
         let mut cmd = Command::new(python()?);
         cmd.arg(repo_root().join("localstack/deploy.py"))
             .args(["--stack", &name, "--prefix", prefix]);
         for (k, v) in params {
             cmd.arg("--param").arg(format!("{k}={v}"));
+        }
+        if let Some(dir) = code_dir {
+            cmd.arg("--code-dir").arg(dir);
         }
         let out = cmd.output().context("running localstack/deploy.py")?;
         if !out.status.success() {
