@@ -28,18 +28,26 @@ pub fn bin_dir() -> Result<PathBuf> {
     })
 }
 
-/// Builds the named binaries (dev profile, same target directory as the tests) and returns
-/// their paths.
+/// The function binaries and `dj`. Tests and the demo always build them as one set: cargo
+/// unifies features over the packages it is asked for, so a different set would compile the
+/// AWS SDK crates again.
+const BINARIES: [&str; 5] = ["ingest", "compact", "retention", "replay", "dj"];
+
+/// Builds the binaries (dev profile, same target directory as the caller) and returns the paths
+/// of the named ones.
 pub fn build_binaries(packages: &[&str]) -> Result<Vec<PathBuf>> {
+    if let Some(p) = packages.iter().find(|p| !BINARIES.contains(p)) {
+        bail!("{p} is not one of the binaries {BINARIES:?}");
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo_root()).args(["build", "--locked"]);
-    for p in packages {
+    for p in BINARIES {
         cmd.args(["-p", p]);
     }
     let status = cmd.status().context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build of {packages:?} failed: {status}");
+        bail!("cargo build of {BINARIES:?} failed: {status}");
     }
     let dir = bin_dir()?;
     Ok(packages.iter().map(|p| dir.join(p)).collect())
