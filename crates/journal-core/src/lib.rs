@@ -17,6 +17,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod columnar;
 pub mod compact;
+pub mod faults;
 pub mod features_crypto;
 pub mod ingest;
 pub mod integrity;

@@ -21,7 +21,6 @@
 //! period, and only once their output is live.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -29,6 +28,7 @@ use serde::Serialize;
 use super::merge::{headers_of, merge, output_key, verify_output, MergeError, MergedFile};
 use super::plan::{plan, CompactionConfig, OutputPlan, Partition, Skipped};
 use crate::columnar::{LazyRowGroups, WriterConfig};
+use crate::faults::{CrashStep, FaultSwitch};
 use crate::ingest::{content_mac_of_stored, pointer_for};
 use crate::integrity::BlockHeader;
 use crate::keys::MasterKey;
@@ -43,6 +43,12 @@ pub enum CompactStep {
     Written,
     Switched,
     Marked,
+}
+
+impl CrashStep for CompactStep {
+    fn label(self) -> String {
+        self.as_str().to_string()
+    }
 }
 
 impl CompactStep {
@@ -137,7 +143,7 @@ pub struct Compactor<'a, S, I> {
     pub config: CompactorConfig,
     /// Who this run is, in leases.
     pub owner: String,
-    crash_after: Mutex<Option<CompactStep>>,
+    faults: FaultSwitch<CompactStep>,
 }
 
 impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
@@ -154,22 +160,13 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
             master,
             config,
             owner: owner.into(),
-            crash_after: Mutex::new(None),
+            faults: FaultSwitch::default(),
         }
     }
 
     /// Makes the next run fail right after `step` (tests of crash recovery).
     pub fn crash_after(&self, step: CompactStep) {
-        *self.crash_after.lock().unwrap_or_else(|e| e.into_inner()) = Some(step);
-    }
-
-    fn check(&self, step: CompactStep) -> Result<(), PortError> {
-        let mut armed = self.crash_after.lock().unwrap_or_else(|e| e.into_inner());
-        if *armed == Some(step) {
-            *armed = None;
-            return Err(PortError::Injected(step.as_str().to_string()));
-        }
-        Ok(())
+        self.faults.arm(step);
     }
 
     /// Compacts a tenant's partition date (`YYYY-MM-DD`) as of `now`.
@@ -351,13 +348,13 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
         let file_key = output_key(plan);
         let mut entry = intent(plan, &file_key, now);
         self.index.put_manifest(&entry).await?;
-        self.check(CompactStep::Intent)?;
+        self.faults.check(CompactStep::Intent)?;
 
         let merged = self.written(plan, &file_key).await?;
-        self.check(CompactStep::Written)?;
+        self.faults.check(CompactStep::Written)?;
 
         self.switch(&merged, plan).await?;
-        self.check(CompactStep::Switched)?;
+        self.faults.check(CompactStep::Switched)?;
 
         let delete_after =
             Timestamp::from_millis(now.millis() + self.config.grace_ms).unwrap_or(now);
@@ -382,7 +379,7 @@ impl<'a, S: ObjectStore, I: JournalIndex> Compactor<'a, S, I> {
                 });
             }
         }
-        self.check(CompactStep::Marked)?;
+        self.faults.check(CompactStep::Marked)?;
 
         entry.state = FileState::Live;
         entry.size = merged.bytes.len() as u64;

@@ -23,7 +23,6 @@ mod seal;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 
 use base64::Engine;
 
@@ -31,6 +30,7 @@ pub use block::{pointer_for, prepare_block, PreparedBlock};
 pub use seal::{content_mac_of_stored, needs_data_key, seal_record, SealedRecord};
 
 use crate::columnar::{self, WriterConfig};
+use crate::faults::CrashStep;
 use crate::keys::{MasterKey, TenantKeys};
 use crate::layout;
 use crate::ports::{
@@ -93,24 +93,14 @@ impl IngestStep {
     }
 }
 
-/// A one-shot fault: armed with a step, it fires once when ingest passes that step.
-#[derive(Debug, Default)]
-pub struct FaultSwitch(Mutex<Option<IngestStep>>);
-
-impl FaultSwitch {
-    pub fn arm(&self, step: IngestStep) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(step);
-    }
-
-    fn check(&self, step: IngestStep) -> Result<(), PortError> {
-        let mut armed = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if *armed == Some(step) {
-            *armed = None;
-            return Err(PortError::Injected(step.as_str().to_string()));
-        }
-        Ok(())
+impl CrashStep for IngestStep {
+    fn label(self) -> String {
+        self.as_str().to_string()
     }
 }
+
+/// Armed by tests with the step after which ingest stops.
+pub type FaultSwitch = crate::faults::FaultSwitch<IngestStep>;
 
 #[derive(Clone, Debug)]
 pub struct IngestConfig {

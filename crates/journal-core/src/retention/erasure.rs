@@ -25,7 +25,6 @@
 //! erase or retention run. The copy's key names the job, so a resumed step writes the same key.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -41,6 +40,7 @@ use crate::columnar::filter::copy_without;
 use crate::columnar::{LazyRowGroups, WriterConfig};
 use crate::compact::merge::verify_output_erased;
 use crate::compact::run::switch_pointers;
+use crate::faults::{CrashStep, FaultSwitch};
 use crate::integrity::{BlockHeader, Hash32};
 use crate::keys::MasterKey;
 use crate::layout;
@@ -161,6 +161,12 @@ pub enum ErasureStep {
     Marked,
 }
 
+impl CrashStep for ErasureStep {
+    fn label(self) -> String {
+        format!("{self:?}")
+    }
+}
+
 impl ErasureStep {
     pub const ALL: [ErasureStep; 5] = [
         ErasureStep::Recorded,
@@ -188,7 +194,7 @@ pub struct Erasure<'r, 'a, S, I, C, G, K> {
     pub master: &'r MasterKey,
     /// Writer settings of the copies (those of compaction's outputs).
     pub writer: WriterConfig,
-    crash_after: Mutex<Option<ErasureStep>>,
+    faults: FaultSwitch<ErasureStep>,
 }
 
 impl<'r, 'a, S, I, C, G, K> Erasure<'r, 'a, S, I, C, G, K>
@@ -210,22 +216,13 @@ where
             keys,
             master,
             writer,
-            crash_after: Mutex::new(None),
+            faults: FaultSwitch::default(),
         }
     }
 
     /// Makes the erasure stop after `step` with [`PortError::Injected`] (tests).
     pub fn crash_after(&self, step: ErasureStep) {
-        *self.crash_after.lock().unwrap_or_else(|e| e.into_inner()) = Some(step);
-    }
-
-    fn check(&self, step: ErasureStep) -> Result<(), PortError> {
-        let mut armed = self.crash_after.lock().unwrap_or_else(|e| e.into_inner());
-        if *armed == Some(step) {
-            *armed = None;
-            return Err(PortError::Injected(format!("{step:?}")));
-        }
-        Ok(())
+        self.faults.arm(step);
     }
 
     fn store(&self) -> &'a S {
@@ -309,7 +306,7 @@ where
                 files,
             };
             self.save(&job).await?;
-            self.check(ErasureStep::Recorded)?;
+            self.faults.check(ErasureStep::Recorded)?;
             self.continue_job(&job, now, &mut report).await
         }
         .await;
@@ -443,7 +440,7 @@ where
         report.job_id = Some(job.job_id.clone());
         report.key_shredded = Some(job.key_existed);
         self.unindex(job).await?;
-        self.check(ErasureStep::Unindexed)?;
+        self.faults.check(ErasureStep::Unindexed)?;
 
         // Every file must be readable before the receipt can list its leaves.
         let mut waiting = false;
@@ -484,7 +481,7 @@ where
         let receipt = self.receipt(job, now).await?;
         let receipt_key = receipt_key(&job.tenant_id, &job.job_id);
         report.receipt_key = Some(receipt_key.clone());
-        self.check(ErasureStep::Receipted)?;
+        self.faults.check(ErasureStep::Receipted)?;
 
         let ids = job.ids();
         let mut incomplete = false;
@@ -783,7 +780,7 @@ where
             ..entry.clone()
         };
         self.index().put_manifest(&copied).await?;
-        self.check(ErasureStep::Copied)?;
+        self.faults.check(ErasureStep::Copied)?;
 
         let mut from: Vec<&str> = inputs.iter().map(String::as_str).collect();
         from.push(old);
@@ -809,7 +806,7 @@ where
         gone.state = FileState::Deleted;
         gone.compacted_into = Some(into.to_string());
         self.index().put_manifest(&gone).await?;
-        self.check(ErasureStep::Marked)?;
+        self.faults.check(ErasureStep::Marked)?;
 
         self.purge_replaced(old, &inputs).await?;
         tracing::info!(file_key = %old, %into, removed, kept = copy.kept, "file rewritten without the subject");

@@ -23,7 +23,6 @@
 //! interrupted; a tombstone already written is reused, never rewritten.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -36,6 +35,7 @@ use super::sealed::{digest_hex, Sealed};
 use super::tombstone::{tombstone_for, tombstone_key, RemovalRule, TombstoneFile};
 use crate::checkpoint::{CheckpointSigner, CheckpointStore};
 use crate::columnar::{CodecError, LazyRowGroups};
+use crate::faults::{CrashStep, FaultSwitch};
 use crate::integrity::BlockHeader;
 use crate::ports::{ArchiveState, ArchiveStore, FileState, JournalIndex, ManifestEntry, PortError};
 use crate::timestamp::Timestamp;
@@ -104,6 +104,12 @@ pub enum RetentionStep {
     Unindexed,
     /// Expiry: the object is gone, the manifest does not say so.
     Purged,
+}
+
+impl CrashStep for RetentionStep {
+    fn label(self) -> String {
+        format!("{self:?}")
+    }
 }
 
 impl RetentionStep {
@@ -311,7 +317,7 @@ pub struct Retention<'a, S, I, C, G> {
     pub config: RetentionConfig,
     /// Who this run is, in leases and report keys.
     pub owner: String,
-    crash_after: Mutex<Option<RetentionStep>>,
+    faults: FaultSwitch<RetentionStep>,
 }
 
 impl<'a, S, I, C, G> Retention<'a, S, I, C, G>
@@ -338,22 +344,13 @@ where
             policy,
             config,
             owner: owner.into(),
-            crash_after: Mutex::new(None),
+            faults: FaultSwitch::default(),
         }
     }
 
     /// Makes the next file action stop after `step` with [`PortError::Injected`] (tests).
     pub fn crash_after(&self, step: RetentionStep) {
-        *self.crash_after.lock().unwrap_or_else(|e| e.into_inner()) = Some(step);
-    }
-
-    fn check(&self, step: RetentionStep) -> Result<(), PortError> {
-        let mut armed = self.crash_after.lock().unwrap_or_else(|e| e.into_inner());
-        if *armed == Some(step) {
-            *armed = None;
-            return Err(PortError::Injected(format!("{step:?}")));
-        }
-        Ok(())
+        self.faults.arm(step);
     }
 
     fn out_of_time(&self) -> bool {
@@ -703,14 +700,14 @@ where
                 p.storage_state = FileState::Archived;
             }
             self.index.write_pointers(&pointers).await?;
-            self.check(RetentionStep::PointersMarked)?;
+            self.faults.check(RetentionStep::PointersMarked)?;
             // The class first (the entry stays live): from here on a reader that cannot read
             // the object knows it is archived.
             let mut moving = entry.clone();
             moving.storage_class = Some(class.as_str().to_string());
             self.index.put_manifest(&moving).await?;
             self.store.set_storage_class(key, class.as_str()).await?;
-            self.check(RetentionStep::Moved)?;
+            self.faults.check(RetentionStep::Moved)?;
         }
         let mut archived = entry.clone();
         archived.state = FileState::Archived;
@@ -769,14 +766,14 @@ where
         if entry.tombstone.as_ref() != Some(&tomb_key) {
             self.index.put_manifest(&marked).await?;
         }
-        self.check(RetentionStep::Tombstoned)?;
+        self.faults.check(RetentionStep::Tombstoned)?;
         let mut pointers = self.index.get_pointers(&entry.tenant_id, &ids).await?;
         pointers.retain(|p| p.file_key == *key);
         self.index.delete_entries(&pointers).await?;
-        self.check(RetentionStep::Unindexed)?;
+        self.faults.check(RetentionStep::Unindexed)?;
         self.store.purge(key).await?;
         self.store.purge(&ids_key(key)).await?;
-        self.check(RetentionStep::Purged)?;
+        self.faults.check(RetentionStep::Purged)?;
         let mut deleted = marked;
         deleted.state = FileState::Deleted;
         self.index.put_manifest(&deleted).await?;
