@@ -64,7 +64,9 @@ async fn recorded_decisions_reach_the_journal_and_sampled_out_ones_do_not() -> R
             "{id} was sampled out but is in the journal"
         );
     }
-    // The rate is stored with each decision, for analytics to reweight.
+    // The rate is stored with each decision, for analytics to reweight: the producer's 0.5
+    // times any rate the record was already sampled at upstream (the generator's moderation
+    // decisions carry 0.2).
     let low = kept
         .iter()
         .find(|r| r["kind"] == "decision" && r["risk_tier"] == "low")
@@ -79,9 +81,10 @@ async fn recorded_decisions_reach_the_journal_and_sampled_out_ones_do_not() -> R
         .into_iter()
         .find(|row| row.record.record_id() == id)
         .context("the row")?;
+    let expected = low["sampling_rate"].as_f64().unwrap_or(1.0) * 0.5;
     ensure!(
-        row.record.sampling_rate == Some(0.5),
-        "{:?}",
+        row.record.sampling_rate == Some(expected),
+        "{id}: stored {:?}, expected {expected}",
         row.record.sampling_rate
     );
 
