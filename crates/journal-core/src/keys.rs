@@ -63,12 +63,13 @@ impl MasterKey {
             subject: derive("subject-ref"),
             features: derive("features-hmac"),
             content: derive("content-mac"),
+            suppression: derive("erasure-suppression"),
         }
     }
 }
 
 /// Per-tenant keys, one per purpose so that no MAC can stand in for another.
-/// A tenant's three HMAC keys, held as keyed HMAC states: each MAC clones a state instead of
+/// A tenant's four HMAC keys, held as keyed HMAC states: each MAC clones a state instead of
 /// hashing the padded key again (two SHA-256 blocks saved per MAC, three MACs per record).
 /// The states are key-equivalent and, unlike the derived key bytes, not zeroized on drop.
 #[derive(Clone)]
@@ -76,6 +77,7 @@ pub struct TenantKeys {
     subject: HmacSha256,
     features: HmacSha256,
     content: HmacSha256,
+    suppression: HmacSha256,
 }
 
 impl std::fmt::Debug for TenantKeys {
@@ -131,6 +133,13 @@ impl TenantKeys {
     pub fn content_mac_of_parts(&self, parts: &[&[u8]]) -> String {
         mac_hex(&self.content, parts)
     }
+
+    /// The token an erased subject is remembered by while its records may still be in flight
+    /// (HMAC-SHA256 of its `subject_ref` under a key of its own, hex): equal to neither the raw
+    /// id nor the ref, so the entry that holds it names nobody.
+    pub fn suppression_token(&self, subject_ref: &str) -> String {
+        mac_hex(&self.suppression, &[subject_ref.as_bytes()])
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +166,12 @@ mod tests {
         assert_ne!(a.subject_ref("user_1"), b.subject_ref("user_1"));
         assert_ne!(a.subject_ref("x"), a.content_mac(b"x"));
         assert_eq!(a.subject_ref("user_1").len(), 64);
+        // The token names neither the id nor the ref, and differs by tenant.
+        let r = a.subject_ref("user_1");
+        let token = a.suppression_token(&r);
+        assert_eq!(token, m.tenant_keys("bank_1").suppression_token(&r));
+        assert!(token != r && token != a.subject_ref(&r) && token.len() == 64);
+        assert_ne!(token, b.suppression_token(&r));
     }
 
     #[test]

@@ -130,6 +130,11 @@ pub fn block_sk(seq: u64) -> String {
     format!("B#{seq:012}")
 }
 
+/// The partition of a tenant's erased-subject suppressions (sort key: the token).
+pub fn suppression_pk(tenant_id: &str) -> String {
+    format!("E#{tenant_id}")
+}
+
 pub fn subject_key_pk(tenant_id: &str, subject_ref: &str) -> String {
     format!("K#{tenant_id}#{subject_ref}")
 }

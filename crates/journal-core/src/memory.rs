@@ -219,6 +219,8 @@ struct IndexState {
     links: BTreeSet<(String, String, Timestamp, String)>,
     /// Lease name → (owner, until).
     leases: HashMap<String, (String, Timestamp)>,
+    /// (tenant, token) → suppression.
+    suppressions: BTreeMap<(String, String), Suppression>,
 }
 
 #[derive(Default)]
@@ -708,6 +710,31 @@ impl JournalIndex for MemoryIndex {
                     && crate::layout::date_of_file_key(&e.file_key) == Some(date)
             })
             .cloned()
+            .collect())
+    }
+
+    async fn put_suppression(
+        &self,
+        tenant_id: &str,
+        suppression: &Suppression,
+    ) -> Result<(), PortError> {
+        lock(&self.state).suppressions.insert(
+            (tenant_id.to_string(), suppression.token.clone()),
+            suppression.clone(),
+        );
+        Ok(())
+    }
+
+    async fn suppressions(
+        &self,
+        tenant_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Suppression>, PortError> {
+        let s = lock(&self.state);
+        Ok(s.suppressions
+            .iter()
+            .filter(|((t, _), v)| t == tenant_id && v.expires_at > now)
+            .map(|(_, v)| v.clone())
             .collect())
     }
 }

@@ -506,6 +506,52 @@ pub trait JournalIndex: Send + Sync {
         tenant_id: &str,
         date: &str,
     ) -> impl Future<Output = Result<Vec<ManifestEntry>, PortError>> + Send;
+
+    /// Remembers an erased subject of the tenant (replacing an entry with the same token).
+    fn put_suppression(
+        &self,
+        tenant_id: &str,
+        suppression: &Suppression,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The tenant's suppressions that have not expired at `now`.
+    fn suppressions(
+        &self,
+        tenant_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Suppression>, PortError>> + Send;
+}
+
+/// An erased subject, remembered so that its records still in flight when the erasure ran (an
+/// SQS redelivery of a failed batch, a producer replaying its spill buffer) are dropped on
+/// arrival instead of journaled again. It names nobody: the token is a keyed hash of the
+/// subject's ref ([`crate::keys::TenantKeys::suppression_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suppression {
+    pub token: String,
+    /// Records of the subject that occurred up to this instant are dropped.
+    pub erased_at: Timestamp,
+    /// After this nothing of the erasure's time can still be in flight; the entry may go.
+    pub expires_at: Timestamp,
+}
+
+impl Suppression {
+    /// How long a suppression lasts: SQS keeps a message at most 14 days, plus a day.
+    pub const LASTS_DAYS: u32 = 15;
+
+    pub fn new(token: String, erased_at: Timestamp) -> Self {
+        Self {
+            token,
+            erased_at,
+            expires_at: erased_at
+                .plus_days(Self::LASTS_DAYS)
+                .unwrap_or(Timestamp::MAX),
+        }
+    }
+
+    /// Does it drop a record of the subject it names that occurred at `occurred_at`?
+    pub fn drops(&self, token: &str, occurred_at: Timestamp) -> bool {
+        self.token == token && occurred_at <= self.erased_at
+    }
 }
 
 /// What the index holds under a record id.

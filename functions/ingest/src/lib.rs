@@ -88,6 +88,7 @@ pub async fn handle_batch(event: SqsEvent, deps: &Deps, now: Timestamp) -> SqsBa
     tracing::info!(
         accepted = outcome.accepted,
         duplicates = outcome.duplicates,
+        suppressed = outcome.suppressed,
         rejected = outcome.rejected,
         failed = outcome.failed.len(),
         "batch done"

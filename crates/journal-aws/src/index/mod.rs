@@ -9,13 +9,14 @@ mod claims;
 pub(crate) mod items;
 mod leases;
 mod manifest;
+mod suppressions;
 
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::Client;
 use journal_core::integrity::{BlockHeader, ChainHead};
 use journal_core::ports::{
     AbandonOutcome, AppendOutcome, Claim, ClaimResult, IndexEntry, JournalIndex, ManifestEntry,
-    Pointer, PortError,
+    Pointer, PortError, Suppression,
 };
 use journal_core::timestamp::Timestamp;
 
@@ -61,9 +62,12 @@ impl DynamoIndex {
     }
 
     /// The table an item lives in, by its partition key (`C#…` chain, `F#…` manifest,
-    /// `LEASE#…` leases).
+    /// `LEASE#…` leases, `E#…` erased-subject suppressions).
     pub(crate) fn table_for(&self, pk: &str) -> &str {
-        if pk.starts_with("C#") || pk.starts_with("F#") || pk.starts_with("LEASE#") {
+        if ["C#", "F#", "LEASE#", "E#"]
+            .iter()
+            .any(|prefix| pk.starts_with(prefix))
+        {
             &self.ledger
         } else {
             &self.table
@@ -327,5 +331,21 @@ impl JournalIndex for DynamoIndex {
         date: &str,
     ) -> Result<Vec<ManifestEntry>, PortError> {
         manifest::list(self, tenant_id, date).await
+    }
+
+    async fn put_suppression(
+        &self,
+        tenant_id: &str,
+        suppression: &Suppression,
+    ) -> Result<(), PortError> {
+        suppressions::put(self, tenant_id, suppression).await
+    }
+
+    async fn suppressions(
+        &self,
+        tenant_id: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Suppression>, PortError> {
+        suppressions::live(self, tenant_id, now).await
     }
 }

@@ -1,10 +1,11 @@
 //! DynamoIndex: the ingest protocol's conditions against a real endpoint.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use journal_aws::DynamoIndex;
 use journal_core::integrity::{ChainHead, GENESIS_PREV_HASH};
 use journal_core::ports::{
     AbandonOutcome, AppendOutcome, Claim, ClaimResult, FileState, IndexEntry, JournalIndex,
-    PointerState, PortError,
+    PointerState, PortError, Suppression,
 };
 
 use crate::common::{self, file_key, header, pending_entry, ts};
@@ -435,4 +436,59 @@ async fn compaction_manifest_moves_and_leases() {
         .acquire_lease("compact#bank_1#2026-03-15#10", "a", t2, t2)
         .await
         .unwrap());
+}
+
+#[tokio::test]
+async fn suppressions_live_in_the_ledger_until_they_expire() {
+    let Some(c) = common::clients("suppressions").await else {
+        return;
+    };
+    let table = common::create_table(&c).await;
+    let ledger = common::create_table(&c).await;
+    let ix = DynamoIndex::new(c.dynamodb.clone(), &table).with_ledger_table(&ledger);
+    let erased_at = ts("2026-03-15T10:00:00Z");
+    let first = Suppression::new("aa".repeat(32), erased_at);
+    let second = Suppression::new("bb".repeat(32), ts("2026-03-20T10:00:00Z"));
+    assert_eq!(
+        ix.suppressions("bank_1", erased_at).await.unwrap(),
+        Vec::new()
+    );
+    for s in [&first, &second] {
+        ix.put_suppression("bank_1", s).await.unwrap();
+    }
+    // Putting again replaces; another tenant sees none of them.
+    ix.put_suppression("bank_1", &first).await.unwrap();
+    assert!(ix
+        .suppressions("bank_2", erased_at)
+        .await
+        .unwrap()
+        .is_empty());
+    let mut live = ix.suppressions("bank_1", erased_at).await.unwrap();
+    live.sort_by(|a, b| a.token.cmp(&b.token));
+    assert_eq!(live, vec![first.clone(), second.clone()]);
+    // Past the first's expiry only the second is live.
+    let later = first.expires_at;
+    assert_eq!(
+        ix.suppressions("bank_1", later).await.unwrap(),
+        vec![second]
+    );
+
+    // Stored in the ledger table, with a TTL in epoch seconds, naming only the token.
+    let item = c
+        .dynamodb
+        .get_item()
+        .table_name(&ledger)
+        .key("pk", AttributeValue::S("E#bank_1".into()))
+        .key("sk", AttributeValue::S(first.token.clone()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("in the ledger table");
+    assert_eq!(
+        item.get("ttl").and_then(|v| v.as_n().ok()).cloned(),
+        Some((first.expires_at.millis() / 1000).to_string())
+    );
+    let main = c.dynamodb.scan().table_name(&table).send().await.unwrap();
+    assert_eq!(main.count(), 0, "nothing in the pointer table");
 }

@@ -16,6 +16,10 @@
 //! the redelivery finds the claim, sees the block chained, re-indexes the whole block from its
 //! file and acknowledges. A message is acknowledged only when every one of its records is
 //! chained and indexed (or a duplicate of one that is), or rejected onto the dead-letter path.
+//!
+//! A record of an erased subject that occurred before the erasure (a redelivery, a replayed
+//! spill buffer) is dropped and acknowledged: the tenant's [`Suppression`]s are read once per
+//! batch, and only the keyed token of the subject is compared.
 
 mod block;
 mod seal;
@@ -36,7 +40,7 @@ use crate::layout;
 use crate::ports::{
     AbandonOutcome, AppendOutcome, Claim, ClaimResult, ExistingPointer, FileState, JournalIndex,
     ManifestEntry, ObjectStore, PointerState, PortError, RejectSink, RejectedMessage,
-    SubjectKeyStore,
+    SubjectKeyStore, Suppression,
 };
 use crate::timestamp::Timestamp;
 use crate::validate::{self, Limits, Rejection};
@@ -150,6 +154,8 @@ pub struct BatchOutcome {
     pub failed: Vec<String>,
     pub accepted: usize,
     pub duplicates: usize,
+    /// Records of an erased subject, from before its erasure, dropped on arrival.
+    pub suppressed: usize,
     pub rejected: usize,
     pub blocks: Vec<BlockSummary>,
     /// Why messages failed (for the logs).
@@ -228,6 +234,8 @@ where
         // (tenant, record id) → pending record; BTreeMap keeps blocks in a stable order.
         let mut by_tenant: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
         let mut seen: HashMap<(String, String), (String, usize)> = HashMap::new();
+        // Tenant → its erased subjects' suppressions, read once per batch where needed.
+        let mut suppressions: HashMap<String, Vec<Suppression>> = HashMap::new();
 
         for (m, msg) in messages.iter().enumerate() {
             let parsed = match validate::parse_body(&msg.body, &self.config.limits, now) {
@@ -248,6 +256,28 @@ where
                 let keys = tenant_keys
                     .entry(record.tenant_id.clone())
                     .or_insert_with(|| self.master.tenant_keys(&record.tenant_id));
+                if let Some(subject) = &record.subject {
+                    if !suppressions.contains_key(&record.tenant_id) {
+                        match self.index.suppressions(&record.tenant_id, now).await {
+                            Ok(live) => {
+                                suppressions.insert(record.tenant_id.clone(), live);
+                            }
+                            Err(e) => {
+                                state.fail(&[m], &format!("erased subjects: {e}"));
+                                continue;
+                            }
+                        }
+                    }
+                    let live = &suppressions[&record.tenant_id];
+                    if !live.is_empty() {
+                        let token = keys.suppression_token(&keys.subject_ref(&subject.id));
+                        if live.iter().any(|s| s.drops(&token, record.occurred_at)) {
+                            // Acknowledged, not dead-lettered: the DLQ would keep the raw id.
+                            state.outcome.suppressed += 1;
+                            continue;
+                        }
+                    }
+                }
                 // Only records whose raw features are kept need the subject's key.
                 let subject_ref = record
                     .subject

@@ -7,8 +7,11 @@
 //!
 //! 1. Find the records through the index (the subject's timeline, then each decision's links);
 //!    refuse, naming the holds, if a legal hold covers any of them.
-//! 2. Shred the subject's key, then record the job (`retention/erasures/tenant=T/<id>.json`:
-//!    the files and the record ids to remove from each; no subject id or ref).
+//! 2. Remember the subject in a [`Suppression`] (a keyed hash of its ref, the erasure time),
+//!    so that ingest drops its records still in flight (a redelivery, a replayed spill
+//!    buffer) for 15 days; find the records again (none can land after this), shred the
+//!    subject's key, then record the job (`retention/erasures/tenant=T/<id>.json`: the files
+//!    and the record ids to remove from each; no subject id or ref).
 //! 3. Delete the records' index entries: from here on no lookup or query finds them.
 //! 4. Once every file holding them can be read (archived ones are restored first; the job waits
 //!    and later retention runs resume it), write the signed receipt: the removed leaves per
@@ -46,7 +49,7 @@ use crate::keys::MasterKey;
 use crate::layout;
 use crate::ports::{
     ArchiveState, ArchiveStore, FileState, JournalIndex, ManifestEntry, Pointer, PortError,
-    SubjectKeyStore,
+    SubjectKeyStore, Suppression,
 };
 use crate::record::Kind;
 use crate::timestamp::Timestamp;
@@ -242,16 +245,15 @@ where
         now: Timestamp,
         dry_run: bool,
     ) -> Result<ErasureReport, RetentionError> {
-        let subject_ref = self.master.tenant_keys(tenant_id).subject_ref(subject_id);
+        let tenant_keys = self.master.tenant_keys(tenant_id);
+        let subject_ref = tenant_keys.subject_ref(subject_id);
         let mut report = ErasureReport {
             tenant_id: tenant_id.to_string(),
             dry_run,
             ..ErasureReport::default()
         };
         let found = self.find(tenant_id, &subject_ref).await?;
-        for p in &found {
-            *report.records.entry(p.kind.clone()).or_default() += 1;
-        }
+        count_records(&mut report, &found);
         let held = holds_covering(
             self.retention.policy.holds_of(tenant_id),
             &subject_ref,
@@ -263,15 +265,8 @@ where
                 records: found.len() as u64,
             });
         }
-        let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for p in &found {
-            files
-                .entry(p.file_key.clone())
-                .or_default()
-                .push(p.record_id.clone());
-        }
         if dry_run {
-            for (file_key, ids) in &files {
+            for (file_key, ids) in &files_of(&found) {
                 let archived = self
                     .index()
                     .get_manifest(tenant_id, file_key)
@@ -296,6 +291,17 @@ where
             if let Err(e) = self.resume_leased(tenant_id, pending, now).await {
                 tracing::warn!(error = %e, "an earlier erasure could not be finished");
             }
+            // From here on ingest drops the subject's records that occurred up to now, so one
+            // still in flight cannot land after its rows are gone; what landed before is found
+            // again below.
+            let suppression = Suppression::new(tenant_keys.suppression_token(&subject_ref), now);
+            self.index()
+                .put_suppression(tenant_id, &suppression)
+                .await?;
+            let found = self.find(tenant_id, &subject_ref).await?;
+            report.records.clear();
+            count_records(&mut report, &found);
+            let files = files_of(&found);
             let key_existed = self.keys.shred(tenant_id, &subject_ref).await?;
             let job = ErasureJob {
                 version: JOB_VERSION,
@@ -827,6 +833,24 @@ where
 }
 
 /// The lease compaction takes on a file's partition (see `compact::run`).
+fn count_records(report: &mut ErasureReport, found: &[Pointer]) {
+    for p in found {
+        *report.records.entry(p.kind.clone()).or_default() += 1;
+    }
+}
+
+/// The files holding `found`, with the ids of the records in each.
+fn files_of(found: &[Pointer]) -> BTreeMap<String, Vec<String>> {
+    let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in found {
+        files
+            .entry(p.file_key.clone())
+            .or_default()
+            .push(p.record_id.clone());
+    }
+    files
+}
+
 fn compaction_lease(entry: &ManifestEntry) -> String {
     format!(
         "compact#{}#{}#{:02}",

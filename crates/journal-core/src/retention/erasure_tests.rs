@@ -6,7 +6,9 @@ use serde_json::{json, Map, Value};
 
 use super::erasure::{job_key, jobs_prefix, ErasureReport, ErasureStep, FileErasure};
 use super::erasure_receipt::ReceiptFile;
-use super::tests::{at, journal, policy, signer, subject_ref_of, ts, MemIngest, DAY_MS, MERGED};
+use super::tests::{
+    at, decision, journal, policy, signer, subject_ref_of, ts, MemIngest, DAY_MS, MERGED,
+};
 use super::*;
 use crate::access::AccessEvent;
 use crate::checkpoint::{CheckpointStore, MemorySigner};
@@ -548,4 +550,78 @@ async fn an_archived_file_is_restored_first_and_its_copy_archived_again() {
     let v = verify_stored_chain(&j.index, &j.store, "t1").await.unwrap();
     assert!(v.ok(), "{v:#?}");
     assert!(v.archived.iter().any(|s| s.tombstone_key == copy), "{v:#?}");
+}
+
+#[tokio::test]
+async fn records_of_the_subject_delivered_again_after_the_erasure_are_dropped() {
+    let j = journal_with_follow_ups().await;
+    let subject_ref = subject_ref_of(&j, "d-2026-03-15-00003").await;
+    let ids = subject_ids(&j, &subject_ref).await;
+    erase(&j, &policy(vec![]), None, false).await.unwrap();
+    let rejected_before = j.rejects.sent.lock().unwrap().len();
+
+    // Redeliveries: the subject's decisions 3 and 10 (10 with user_4's 4 in one message) and
+    // another subject's 4 alone; then a new decision of the subject, made after the erasure.
+    let body = |n: u32| decision(n, "2026-03-15", if n % 3 == 0 { "high" } else { "low" });
+    let after = decision(7_003, "2026-04-02", "low");
+    assert_eq!(after["subject"]["id"], json!(SUBJECT));
+    let messages = [
+        ("again-3", body(3).to_string()),
+        ("again-10-4", json!([body(10), body(4)]).to_string()),
+        ("after", after.to_string()),
+    ]
+    .map(|(id, body)| Message {
+        message_id: id.into(),
+        body: body.into_bytes(),
+    });
+    let now = at(erased_at(), 2 * DAY_MS);
+    let out = j.ingest_batch(&messages, now).await;
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert_eq!(
+        (out.suppressed, out.duplicates, out.accepted),
+        (2, 1, 1),
+        "{out:?}"
+    );
+    // Dropped, not dead-lettered (the dead-letter queue would keep the raw id).
+    assert_eq!(j.rejects.sent.lock().unwrap().len(), rejected_before);
+    // Nothing erased came back, in the index or in any file; the new decision is journaled.
+    for id in &ids {
+        assert_eq!(j.index.get_pointer("t1", id).await.unwrap(), None, "{id}");
+    }
+    let files: Vec<bytes::Bytes> = j
+        .store
+        .objects
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.ends_with(".parquet"))
+        .map(|(_, v)| v.clone())
+        .collect();
+    for bytes in files {
+        for row in decode_file(bytes).unwrap() {
+            assert!(!ids.contains(row.record.record_id()), "{row:?}");
+        }
+    }
+    let timeline = j
+        .index
+        .query_subject(
+            "t1",
+            &subject_ref,
+            crate::timestamp::Timestamp::MIN,
+            crate::timestamp::Timestamp::MAX,
+        )
+        .await
+        .unwrap();
+    let found: Vec<&str> = timeline.iter().map(|p| p.record_id.as_str()).collect();
+    assert_eq!(found, ["d-2026-04-02-07003"]);
+
+    // Past the queue's retention the entry is no longer read.
+    let live = j.index.suppressions("t1", now).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert!(j
+        .index
+        .suppressions("t1", live[0].expires_at)
+        .await
+        .unwrap()
+        .is_empty());
 }
