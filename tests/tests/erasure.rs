@@ -6,7 +6,7 @@
 //! object in the bucket (Parquet rows decoded), every item of both tables — and nothing is
 //! found; the subject's sealed features no longer decrypt; the tenant verifies against its
 //! signed checkpoints with the erased rows accounted for by the signed receipt; lookups and
-//! queries of the subject find nothing.
+//! queries of the subject find nothing; its records sent again after the erasure are dropped.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -341,6 +341,24 @@ async fn an_erased_subject_is_found_in_no_store_and_the_tenant_still_verifies() 
     // A retention run afterwards stores its report too (searched below).
     call(&deps, json!({"task": "run", "tenant_id": tenant}), now).await?;
     stage("erased");
+
+    // The subject's records sent again (an SQS redelivery, a producer replaying its spill
+    // buffer) are dropped and acknowledged, not journaled again nor dead-lettered: the
+    // searches below still find nothing.
+    let again: Vec<Value> = records
+        .iter()
+        .filter(|r| r["tenant_id"] == tenant.as_str() && r["subject"]["id"] == subject.as_str())
+        .cloned()
+        .collect();
+    ensure!(again.len() >= decisions, "{} records", again.len());
+    let again: Vec<Vec<u8>> = again.chunks(10).map(producer_body_batch).collect();
+    let stats = j.send_and_drain(&again, 200).await?;
+    ensure!(
+        stats.failed == 0 && stats.deleted == again.len() as u64,
+        "{stats:?}"
+    );
+    ensure!(j.dead_letters().await?.is_empty(), "dead-lettered");
+    stage("sent the subject's records again: dropped");
 
     // Every store: every version of every object, every item of both tables.
     let needles = Needles {
