@@ -63,14 +63,7 @@ pub(super) async fn list(
 ) -> Result<Vec<ManifestEntry>, PortError> {
     const OP: &str = "list manifest";
     let pk = layout::manifest_pk(tenant_id, date);
-    let query = ix
-        .client
-        .query()
-        .key_condition_expression("#pk = :pk")
-        .expression_attribute_names("#pk", PK)
-        .expression_attribute_values(":pk", s(&pk))
-        .consistent_read(true);
-    ix.query_all(OP, &pk, query)
+    ix.query_partition(OP, &pk)
         .await?
         .iter()
         .map(|item| items::manifest_entry(item).map_err(|e| e.at(OP, item)))

@@ -107,6 +107,18 @@ impl DynamoIndex {
         Ok(out.item)
     }
 
+    /// Every item of the partition `pk`, strongly consistent.
+    pub(crate) async fn query_partition(&self, op: &str, pk: &str) -> Result<Vec<Item>, PortError> {
+        let query = self
+            .client
+            .query()
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", items::PK)
+            .expression_attribute_values(":pk", items::s(pk))
+            .consistent_read(true);
+        self.query_all(op, pk, query).await
+    }
+
     /// Runs a Query to the end, following `LastEvaluatedKey`.
     pub(crate) async fn query_all(
         &self,

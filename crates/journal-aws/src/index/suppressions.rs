@@ -6,7 +6,7 @@ use journal_core::layout;
 use journal_core::ports::{PortError, Suppression};
 use journal_core::timestamp::Timestamp;
 
-use super::items::{key, n, s, Attrs, Item, ItemError, PK};
+use super::items::{key, n, s, Attrs, Item, ItemError};
 use super::DynamoIndex;
 use crate::errors::sdk_error;
 
@@ -43,15 +43,8 @@ pub(super) async fn live(
 ) -> Result<Vec<Suppression>, PortError> {
     const OP: &str = "list suppressions";
     let pk = layout::suppression_pk(tenant_id);
-    let query = ix
-        .client
-        .query()
-        .key_condition_expression("#pk = :pk")
-        .expression_attribute_names("#pk", PK)
-        .expression_attribute_values(":pk", s(&pk))
-        .consistent_read(true);
     let mut live = Vec::new();
-    for item in ix.query_all(OP, &pk, query).await? {
+    for item in ix.query_partition(OP, &pk).await? {
         let suppression = suppression(&item).map_err(|e| e.at(OP, &item))?;
         // TTL deletes within days, not at once: an expired entry may still be read.
         if suppression.expires_at > now {
