@@ -39,15 +39,28 @@ pub fn unique_prefix(test: &str) -> String {
 /// The most a one-date test needs from its first ingest to its last read, on a loaded machine.
 pub const ONE_DATE: Duration = Duration::from_secs(20 * 60);
 
+/// The most a one-hour test needs for its ingest, on a loaded machine.
+pub const ONE_HOUR: Duration = Duration::from_secs(5 * 60);
+
 /// Waits into the next UTC day when less than `needed` is left of this one. A test that ingests
 /// and then reads back one partition date (`Timestamp::now().date_string()`) would otherwise
 /// straddle midnight and find only the files written after it.
 pub async fn keep_to_one_day(needed: Duration) {
-    const DAY_MS: i64 = 86_400_000;
-    let left = DAY_MS - Timestamp::now().millis().rem_euclid(DAY_MS);
+    wait_for_next(86_400_000, needed, "day").await;
+}
+
+/// Waits into the next UTC hour when less than `needed` is left of this one. Compaction's
+/// partitions are hours: a test that expects one partition per tenant (one lease, one crashed
+/// run to resume) would otherwise find two. Within one hour is within one day.
+pub async fn keep_to_one_hour(needed: Duration) {
+    wait_for_next(3_600_000, needed, "hour").await;
+}
+
+async fn wait_for_next(period_ms: i64, needed: Duration, what: &str) {
+    let left = period_ms - Timestamp::now().millis().rem_euclid(period_ms);
     if left < needed.as_millis() as i64 {
         eprintln!(
-            "waiting {:.0} s for the next UTC day, so the test's files share one date",
+            "waiting {:.0} s for the next UTC {what}, so the test's files share one",
             left as f64 / 1000.0
         );
         tokio::time::sleep(Duration::from_millis(left as u64 + 1_000)).await;

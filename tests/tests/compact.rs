@@ -3,7 +3,7 @@
 //! step and finished by the next run; every record stays findable and the chain verifies.
 
 use anyhow::{ensure, Context, Result};
-use integration_tests::harness::{keep_to_one_day, ONE_DATE};
+use integration_tests::harness::{keep_to_one_hour, ONE_HOUR};
 use integration_tests::TestJournal;
 use journal_core::columnar::{self, WriterConfig};
 use journal_core::compact::{CompactStep, CompactionConfig, Compactor, CompactorConfig};
@@ -74,8 +74,9 @@ async fn compaction_survives_a_crash_at_each_step_with_every_record_findable() -
     cfg.mean_gap_ms = 200;
     let records = generate(cfg, 800);
     let bodies: Vec<Vec<u8>> = records.iter().map(producer_body).collect();
-    // Small waves: many small blocks per tenant.
-    keep_to_one_day(ONE_DATE).await;
+    // Small waves: many small blocks per tenant, all in one partition hour (each tenant's
+    // crashed run and its resumption below are about that one partition).
+    keep_to_one_hour(ONE_HOUR).await;
     j.send_and_drain(&bodies, 50).await?;
     let mut tenants: Vec<String> = records
         .iter()
