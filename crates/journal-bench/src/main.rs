@@ -27,9 +27,13 @@
 //!
 //! Without `--ingest`, `--replay`, `--compact`, `--retention` or `--producer`, all five run,
 //! each with its defaults.
+//!
+//! Every run first prints `machine_cpuid_ns`, the cost of one `cpuid` here: each ZSTD context
+//! pays three, so ingest and compaction figures depend on it (see [`machine`]).
 
 mod block_on;
 mod compact;
+mod machine;
 mod peak_alloc;
 mod producer;
 mod replay;
@@ -77,6 +81,9 @@ fn main() {
     // No mode named: every benchmark, each with its own defaults.
     let all = !chosen.iter().any(|c| *c);
     let rounds = arg("--rounds", 3);
+    if let Some(ns) = machine::cpuid_ns() {
+        println!("machine_cpuid_ns={ns:.0}");
+    }
     if all || chosen[0] {
         let zstd_level = arg("--zstd-level", WriterConfig::default().zstd_level as usize) as i32;
         bench_ingest(
@@ -167,6 +174,11 @@ fn bench_ingest(n: usize, block_size: usize, rounds: usize, zstd_level: i32) {
                 prepare_block("bank_1", &block_id, &key, sealed, &writer, Timestamp::now())
                     .expect("block builds");
             stored += prepared.file.bytes.len();
+            if b == 0 {
+                if let Ok(path) = std::env::var("DJ_BENCH_DUMP") {
+                    std::fs::write(&path, &prepared.file.bytes).expect("dump writable");
+                }
+            }
             let t3 = Instant::now();
             drop(prepared);
             let t4 = Instant::now();

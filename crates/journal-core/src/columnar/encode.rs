@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::{
     arrow_schema, col, output_struct_fields, outputs_item_field, CodecError, JournalRow,
     RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, DICTIONARY_COLUMNS, FORMAT_VERSION,
-    FORMAT_VERSION_KEY, UNCOMPRESSED_COLUMNS,
+    FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical;
 use crate::record::{ActionType, Llm, Output, Record, Step, Verdict};
@@ -51,6 +51,16 @@ const MAX_COLUMN_BYTES: usize = i32::MAX as usize;
 pub fn writer_properties(
     cfg: &WriterConfig,
     metadata: &[(String, String)],
+) -> Result<WriterProperties, CodecError> {
+    properties(cfg, metadata, &[])
+}
+
+/// [`writer_properties`], with `all_null` columns (known to hold no value) left uncompressed:
+/// their pages are a run of nulls that ZSTD cannot shrink.
+fn properties(
+    cfg: &WriterConfig,
+    metadata: &[(String, String)],
+    all_null: &[&str],
 ) -> Result<WriterProperties, CodecError> {
     validate_config(cfg)?;
     let level = ZstdLevel::try_new(cfg.zstd_level)
@@ -85,7 +95,16 @@ pub fn writer_properties(
     for name in DICTIONARY_COLUMNS {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), true);
     }
-    for name in UNCOMPRESSED_COLUMNS {
+    let low_cardinality = if cfg.compress_low_cardinality {
+        &[][..]
+    } else {
+        LOW_CARDINALITY_COLUMNS
+    };
+    for name in UNCOMPRESSED_COLUMNS
+        .iter()
+        .chain(low_cardinality)
+        .chain(all_null)
+    {
         builder =
             builder.set_column_compression(ColumnPath::from(*name), Compression::UNCOMPRESSED);
     }
@@ -207,9 +226,19 @@ pub fn encode_file(
         }),
         ..cfg.clone()
     };
-    let mut writer = JournalFileWriter::new(Vec::with_capacity(capacity), cfg, metadata)?;
-    writer.write_rows(rows)?;
-    let (buf, written) = writer.finish_into_inner()?;
+    let buf = Vec::with_capacity(capacity);
+    let (buf, written) = if rows.len() <= cfg.batch_rows {
+        // One batch, known before the writer exists: columns it leaves empty need no codec.
+        let batch = rows_to_batch(rows)?;
+        let all_null = all_null_columns(&batch);
+        let mut writer = JournalFileWriter::create(buf, cfg, metadata, &all_null)?;
+        writer.write_batch(&batch)?;
+        writer.finish_into_inner()?
+    } else {
+        let mut writer = JournalFileWriter::new(buf, cfg, metadata)?;
+        writer.write_rows(rows)?;
+        writer.finish_into_inner()?
+    };
     let sha256 = hex::encode(Sha256::digest(&buf));
     Ok(EncodedFile {
         bytes: bytes::Bytes::from(buf),
@@ -217,6 +246,20 @@ pub fn encode_file(
         positions: written.positions().collect(),
         row_groups: written.row_groups,
     })
+}
+
+/// The top-level, non-nested columns of `batch` with no value in any row.
+fn all_null_columns(batch: &RecordBatch) -> Vec<&str> {
+    batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(field, array)| {
+            !field.data_type().is_nested() && array.null_count() == array.len()
+        })
+        .map(|(field, _)| field.name().as_str())
+        .collect()
 }
 
 /// What a [`JournalFileWriter`] wrote.
@@ -261,7 +304,16 @@ impl<W: Write + Send> JournalFileWriter<W> {
         cfg: &WriterConfig,
         metadata: &[(String, String)],
     ) -> Result<Self, CodecError> {
-        let props = writer_properties(cfg, metadata)?;
+        Self::create(writer, cfg, metadata, &[])
+    }
+
+    fn create(
+        writer: W,
+        cfg: &WriterConfig,
+        metadata: &[(String, String)],
+        all_null: &[&str],
+    ) -> Result<Self, CodecError> {
+        let props = properties(cfg, metadata, all_null)?;
         let sink = CountingWrite {
             inner: writer,
             bytes: 0,

@@ -198,6 +198,30 @@ pub(crate) const DICTIONARY_COLUMNS: &[&str] = &[
 /// it.)
 pub const UNCOMPRESSED_COLUMNS: &[&str] = &[col::SALT, col::LEAF_HASH, col::FEATURES_SEALED];
 
+/// Dictionary columns with a handful of values per tenant: a chunk is a short dictionary and
+/// bit-packed indexes, which ZSTD shrinks by a few hundred bytes per 2,000 rows. Unless
+/// [`WriterConfig::compress_low_cardinality`], they are written uncompressed: each compressed
+/// chunk costs a ZSTD context to write and another to read, and over an ingest file's 2,000
+/// rows that costs more than the bytes it saves (`journal-bench --ingest` / `--compact`).
+pub const LOW_CARDINALITY_COLUMNS: &[&str] = &[
+    col::KIND,
+    col::SCHEMA_VERSION,
+    col::TENANT_ID,
+    col::CALLER_PRINCIPAL,
+    col::CALLER_SERVICE,
+    col::MODEL_NAME,
+    col::MODEL_VERSION,
+    col::MODEL_ARTIFACT_SHA256,
+    col::DATASET_MANIFEST_SHA256,
+    col::DECISION,
+    col::THRESHOLD,
+    col::RISK_TIER,
+    col::ACTION_TYPE,
+    col::REVIEW_VERDICT,
+    col::SAMPLING_RATE,
+    col::BLOCK_ID,
+];
+
 /// Columns with a Parquet bloom filter (point lookups by id and by subject).
 pub const BLOOM_FILTER_COLUMNS: &[&str] = &[col::RECORD_ID, col::SUBJECT_REF];
 
@@ -291,6 +315,9 @@ pub struct WriterConfig {
     pub data_page_row_limit: usize,
     /// Rows converted to Arrow at a time by [`JournalFileWriter::write_rows`].
     pub batch_rows: usize,
+    /// ZSTD for [`LOW_CARDINALITY_COLUMNS`] too: worth it for the long-lived compacted files,
+    /// not for ingest's short-lived small ones (see there).
+    pub compress_low_cardinality: bool,
 }
 
 impl Default for WriterConfig {
@@ -304,6 +331,7 @@ impl Default for WriterConfig {
             bloom_max_ndv: None,
             data_page_row_limit: 20_000,
             batch_rows: 8_192,
+            compress_low_cardinality: false,
         }
     }
 }

@@ -574,6 +574,38 @@ fn streaming_writer_matches_rows_and_reports_layout() {
 // Writer properties as written
 
 #[test]
+fn long_lived_files_compress_every_column_but_random_bytes() {
+    let rows = sample_rows(30);
+    let cfg = WriterConfig {
+        compress_low_cardinality: true,
+        ..WriterConfig::default()
+    };
+    // The streaming writer knows nothing of the rows to come: empty columns are compressed too.
+    let mut buf = Vec::new();
+    let mut writer = JournalFileWriter::new(&mut buf, &cfg, &[]).unwrap();
+    writer.write_rows(&rows).unwrap();
+    writer.finish().unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(buf)).unwrap();
+    let mut zstd = 0;
+    for chunk in reader.metadata().row_group(0).columns() {
+        let path = chunk.column_path().string();
+        if UNCOMPRESSED_COLUMNS.contains(&path.as_str()) {
+            assert_eq!(chunk.compression(), Compression::UNCOMPRESSED, "{path}");
+        } else {
+            assert!(
+                matches!(chunk.compression(), Compression::ZSTD(_)),
+                "{path}"
+            );
+            zstd += 1;
+        }
+    }
+    assert_eq!(
+        zstd,
+        reader.metadata().row_group(0).num_columns() - UNCOMPRESSED_COLUMNS.len()
+    );
+}
+
+#[test]
 fn writer_properties_are_applied_to_the_file() {
     let rows = sample_rows(100);
     let cfg = WriterConfig {
@@ -588,6 +620,17 @@ fn writer_properties_are_applied_to_the_file() {
         ParquetRecordBatchReaderBuilder::try_new_with_options(file.bytes.clone(), options).unwrap();
     let meta = reader.metadata().clone();
     assert_eq!(meta.num_row_groups(), 3);
+    // Columns no row fills: written without a codec.
+    let batch = rows_to_batch(&rows).unwrap();
+    let all_null: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .filter(|(f, a)| !f.data_type().is_nested() && a.null_count() == a.len())
+        .map(|(f, _)| f.name().clone())
+        .collect();
+    assert!(!all_null.is_empty(), "the sample leaves some columns empty");
 
     let fm = meta.file_metadata();
     assert!(fm
@@ -609,7 +652,10 @@ fn writer_properties_are_applied_to_the_file() {
         let page_index = meta.page_index_for_row_group(rg_index);
         for (c, chunk) in rg.columns().iter().enumerate() {
             let path = chunk.column_path().string();
-            if UNCOMPRESSED_COLUMNS.contains(&path.as_str()) {
+            if UNCOMPRESSED_COLUMNS.contains(&path.as_str())
+                || LOW_CARDINALITY_COLUMNS.contains(&path.as_str())
+                || all_null.contains(&path)
+            {
                 assert_eq!(chunk.compression(), Compression::UNCOMPRESSED, "{path}");
             } else {
                 assert!(
@@ -689,6 +735,7 @@ fn writer_properties_reflect_the_config() {
         bloom_max_ndv: Some(500),
         data_page_row_limit: 100,
         batch_rows: 10,
+        compress_low_cardinality: false,
     };
     let props = writer_properties(&cfg, &[]).unwrap();
     let path = |name: &str| parquet::schema::types::ColumnPath::from(name);
@@ -712,6 +759,19 @@ fn writer_properties_reflect_the_config() {
         .is_none());
     assert!(props.dictionary_enabled(&path(col::RISK_TIER)));
     assert!(!props.dictionary_enabled(&path(col::REVIEW_NOTES)));
+    assert_eq!(
+        props.compression(&path(col::RISK_TIER)),
+        Compression::UNCOMPRESSED
+    );
+    let long_lived = WriterConfig {
+        compress_low_cardinality: true,
+        ..cfg
+    };
+    let props = writer_properties(&long_lived, &[]).unwrap();
+    assert!(matches!(
+        props.compression(&path(col::RISK_TIER)),
+        Compression::ZSTD(_)
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------

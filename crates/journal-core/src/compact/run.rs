@@ -102,6 +102,7 @@ impl Default for CompactorConfig {
             plan: CompactionConfig::default(),
             writer: WriterConfig {
                 zstd_level: 6,
+                compress_low_cardinality: true,
                 ..WriterConfig::default()
             },
             grace_ms: 24 * 3_600_000,
