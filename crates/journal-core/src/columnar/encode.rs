@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::{
     arrow_schema, col, output_struct_fields, outputs_item_field, CodecError, JournalRow,
     RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, DICTIONARY_COLUMNS, FORMAT_VERSION,
-    FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS, UNCOMPRESSED_COLUMNS,
+    FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS, NO_STATISTICS_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical;
 use crate::record::{ActionType, Llm, Output, Record, Step, Verdict};
@@ -92,6 +92,10 @@ fn properties(
         // After each row group, so a writer holds at most one row group's filters.
         .set_bloom_filter_position(BloomFilterPosition::AfterRowGroup)
         .set_bloom_filter_for_dictionary_encoded_chunks(true);
+    for name in NO_STATISTICS_COLUMNS {
+        builder =
+            builder.set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
+    }
     for name in DICTIONARY_COLUMNS {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), true);
     }

@@ -198,6 +198,18 @@ pub(crate) const DICTIONARY_COLUMNS: &[&str] = &[
 /// it.)
 pub const UNCOMPRESSED_COLUMNS: &[&str] = &[col::SALT, col::LEAF_HASH, col::FEATURES_SEALED];
 
+/// Columns no query bounds by value (JSON text, free text, random bytes): min/max statistics and
+/// column indexes would prune nothing, and computing them compares long values row by row.
+pub const NO_STATISTICS_COLUMNS: &[&str] = &[
+    col::STEPS,
+    col::LLM,
+    col::CONTEXT,
+    col::REVIEW_NOTES,
+    col::SALT,
+    col::LEAF_HASH,
+    col::FEATURES_SEALED,
+];
+
 /// Dictionary columns with a handful of values per tenant: a chunk is a short dictionary and
 /// bit-packed indexes, which ZSTD shrinks by a few hundred bytes per 2,000 rows. Unless
 /// [`WriterConfig::compress_low_cardinality`], they are written uncompressed: each compressed
