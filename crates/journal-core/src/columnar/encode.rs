@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    arrow_schema, col, output_struct_fields, outputs_item_field, CodecError, JournalRow,
-    RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, DICTIONARY_COLUMNS, FORMAT_VERSION,
+    arrow_schema, col, dictionary_columns, output_struct_fields, outputs_item_field, CodecError,
+    JournalRow, RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, FORMAT_VERSION,
     FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS, NO_STATISTICS_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical;
@@ -96,8 +96,8 @@ fn properties(
         builder =
             builder.set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
     }
-    for name in DICTIONARY_COLUMNS {
-        builder = builder.set_column_dictionary_enabled(ColumnPath::from(*name), true);
+    for name in dictionary_columns() {
+        builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), true);
     }
     let low_cardinality = if cfg.compress_low_cardinality {
         &[][..]

@@ -167,30 +167,23 @@ pub mod col {
     pub const FEATURES_SEALED: &str = "features_sealed";
 }
 
-/// Columns written with Parquet dictionary encoding (low cardinality); the rest are plain.
-pub(crate) const DICTIONARY_COLUMNS: &[&str] = &[
-    col::KIND,
-    col::SCHEMA_VERSION,
-    col::TENANT_ID,
-    col::CALLER_PRINCIPAL,
-    col::CALLER_SERVICE,
-    col::MODEL_NAME,
-    col::MODEL_VERSION,
-    col::MODEL_ARTIFACT_SHA256,
-    col::DATASET_MANIFEST_SHA256,
-    col::DECISION,
-    col::THRESHOLD,
+/// Dictionary-encoded columns besides [`LOW_CARDINALITY_COLUMNS`]: repeated free text and
+/// labels, on which ZSTD pays.
+pub(crate) const VARIED_DICTIONARY_COLUMNS: &[&str] = &[
     col::RATIONALE,
-    col::ACTION_TYPE,
     col::ACTION_DETAIL,
-    col::RISK_TIER,
     col::OUTCOME_LABEL,
     col::REVIEW_REVIEWER,
-    col::REVIEW_VERDICT,
     col::REVIEW_OVERRIDE_LABEL,
-    col::SAMPLING_RATE,
-    col::BLOCK_ID,
 ];
+
+/// Columns written with Parquet dictionary encoding; the rest are plain.
+pub(crate) fn dictionary_columns() -> impl Iterator<Item = &'static str> {
+    LOW_CARDINALITY_COLUMNS
+        .iter()
+        .chain(VARIED_DICTIONARY_COLUMNS)
+        .copied()
+}
 
 /// Binary columns of random bytes (salts, leaf hashes, AES-GCM ciphertext: about two thirds of
 /// a record's stored bytes) written uncompressed: ZSTD cannot shrink them and only spends time
@@ -210,7 +203,7 @@ pub const NO_STATISTICS_COLUMNS: &[&str] = &[
     col::FEATURES_SEALED,
 ];
 
-/// Dictionary columns with a handful of values per tenant: a chunk is a short dictionary and
+/// Dictionary-encoded columns with a handful of values per tenant: a chunk is a short dictionary and
 /// bit-packed indexes, which ZSTD shrinks by a few hundred bytes per 2,000 rows. Unless
 /// [`WriterConfig::compress_low_cardinality`], they are written uncompressed: each compressed
 /// chunk costs a ZSTD context to write and another to read, and over an ingest file's 2,000
