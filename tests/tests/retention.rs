@@ -23,7 +23,8 @@ use journal_core::timestamp::Timestamp;
 use journal_synth::{generate_with_followups, producer_body_batch, record_id, SynthConfig};
 use serde_json::{json, Value};
 
-const DECISIONS: usize = 3_000;
+/// About 1.5 MB of ingest files per tenant: two outputs each at the smallest target (1 MiB).
+const DECISIONS: usize = 4_500;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
@@ -292,30 +293,37 @@ async fn files_are_archived_held_and_expired_on_time_and_the_journal_still_verif
     ensure!(restored >= 1, "restore not followed: {run:#}");
     stage("archived decision restored and read");
 
-    // A legal hold on one subject, placed by raw id.
-    let held = records
+    // A legal hold on one subject, placed by raw id: a subject whose files are some, not all,
+    // of its tenant's, so that tenant has held files and files that expire.
+    let mut chosen = None;
+    for r in records
         .iter()
-        .find(|r| r["kind"] == "decision" && r["subject"]["id"].is_string())
-        .context("a decision with a subject")?;
-    let held_tenant = held["tenant_id"].as_str().context("tenant")?.to_string();
-    let held_subject = held["subject"]["id"]
-        .as_str()
-        .context("subject")?
-        .to_string();
-    let held_ref = j
-        .deps
-        .master
-        .tenant_keys(&held_tenant)
-        .subject_ref(&held_subject);
-    let held_files: BTreeSet<String> = j
-        .deps
-        .index
-        .query_subject(&held_tenant, &held_ref, Timestamp::MIN, Timestamp::MAX)
-        .await?
-        .into_iter()
-        .map(|p| p.file_key)
-        .collect();
-    ensure!(!held_files.is_empty());
+        .filter(|r| r["kind"] == "decision" && r["subject"]["id"].is_string())
+        .take(200)
+    {
+        let tenant = r["tenant_id"].as_str().context("tenant")?.to_string();
+        let subject = r["subject"]["id"].as_str().context("subject")?.to_string();
+        let subject_ref = j.deps.master.tenant_keys(&tenant).subject_ref(&subject);
+        let subject_files: BTreeSet<String> = j
+            .deps
+            .index
+            .query_subject(&tenant, &subject_ref, Timestamp::MIN, Timestamp::MAX)
+            .await?
+            .into_iter()
+            .map(|p| p.file_key)
+            .collect();
+        let tenant_files = live.iter().filter(|e| e.tenant_id == tenant).count();
+        if !subject_files.is_empty() && subject_files.len() < tenant_files {
+            chosen = Some((tenant, subject, subject_files));
+            break;
+        }
+    }
+    let (held_tenant, held_subject, held_files) = chosen.with_context(|| {
+        format!(
+            "no subject is in some but not all of its tenant's files ({} live files)",
+            live.len()
+        )
+    })?;
     call(
         &deps,
         json!({"task": "hold", "hold_id": "case-2026-17", "tenant_id": held_tenant,
@@ -330,7 +338,13 @@ async fn files_are_archived_held_and_expired_on_time_and_the_journal_still_verif
         "the raw subject id reached the policy"
     );
 
-    // Expiry. A first run dies after deleting a file's index entries, before the object.
+    // Expiry. A first run dies after deleting a file's index entries, before the object: on a
+    // tenant without the hold, whose every file is due (the held tenant may have one file).
+    let dying_tenant = tenants
+        .iter()
+        .find(|t| **t != held_tenant)
+        .context("a tenant without the hold")?
+        .clone();
     let all_expired = live.iter().map(|e| due(e).1).max().context("files")?;
     let expiry_now = at(all_expired, DAY_MS)?;
     let dying = Retention::new(
@@ -343,9 +357,9 @@ async fn files_are_archived_held_and_expired_on_time_and_the_journal_still_verif
         "dies",
     );
     dying.crash_after(RetentionStep::Unindexed);
-    let crashed = dying.run_tenant(&tenants[0], expiry_now, false).await;
+    let crashed = dying.run_tenant(&dying_tenant, expiry_now, false).await;
     ensure!(crashed.is_err(), "{crashed:?}");
-    let mid = audit(tenants[0].clone()).await?;
+    let mid = audit(dying_tenant.clone()).await?;
     ensure!(mid.ok, "mid-run: {:#?}", mid.faults);
 
     // The next run (after the dead run's lease) finishes it and does the rest.
