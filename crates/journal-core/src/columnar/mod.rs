@@ -203,8 +203,8 @@ pub const NO_STATISTICS_COLUMNS: &[&str] = &[
     col::FEATURES_SEALED,
 ];
 
-/// Dictionary-encoded columns with a handful of values per tenant: a chunk is a short dictionary and
-/// bit-packed indexes, which ZSTD shrinks by a few hundred bytes per 2,000 rows. Unless
+/// Dictionary-encoded columns with a handful of values per tenant: a chunk is a short dictionary
+/// and bit-packed indexes, which ZSTD shrinks by a few hundred bytes per 2,000 rows. Unless
 /// [`WriterConfig::compress_low_cardinality`], they are written uncompressed: each compressed
 /// chunk costs a ZSTD context to write and another to read, and over an ingest file's 2,000
 /// rows that costs more than the bytes it saves (`journal-bench --ingest` / `--compact`).
