@@ -6,15 +6,14 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Schema};
 use bytes::Bytes;
-use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
-};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::ChunkReader;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 
 use super::encode::{action_type_str, verdict_str};
+use super::pages::row_group_batches;
 use super::{
     arrow_schema, col, CodecError, JournalRow, RowPosition, FORMAT_VERSION, FORMAT_VERSION_KEY,
 };
@@ -186,10 +185,7 @@ pub(super) fn read_row_group<T: ChunkReader + Clone + 'static>(
     row_group: usize,
     out: &mut Vec<JournalRow>,
 ) -> Result<(), CodecError> {
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
-        .with_row_groups(vec![row_group])
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()?;
+    let reader = row_group_batches(bytes, meta, row_group, READ_BATCH_ROWS)?;
     let mut row_in_group = 0;
     for batch in reader {
         let batch = batch?;
@@ -330,10 +326,7 @@ pub(super) fn read_row_group_lazy<T: ChunkReader + Clone + 'static>(
     meta: &ArrowReaderMetadata,
     row_group: usize,
 ) -> Result<LazyRowGroup, CodecError> {
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), meta.clone())
-        .with_row_groups(vec![row_group])
-        .with_batch_size(READ_BATCH_ROWS)
-        .build()?;
+    let reader = row_group_batches(bytes, meta, row_group, READ_BATCH_ROWS)?;
     let mut batches = Vec::new();
     let mut rows = 0;
     for batch in reader {

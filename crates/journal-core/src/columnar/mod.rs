@@ -72,6 +72,7 @@
 mod decode;
 mod encode;
 pub mod filter;
+mod pages;
 pub mod ranged;
 #[cfg(test)]
 mod tests;
