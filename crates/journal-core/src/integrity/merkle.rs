@@ -81,14 +81,26 @@ pub fn verify_inclusion(
     proof: &[Hash32],
     root: &Hash32,
 ) -> bool {
+    root_from_path(leaf, index, tree_size, proof).is_some_and(|r| r == *root)
+}
+
+/// The root an audit path leads to from `leaf` (RFC 9162 §2.1.3.2), or `None` if the path does
+/// not fit a tree of `tree_size`. For the path of a tree's own leaf this is the tree's root, in
+/// O(log n) hashes instead of the n of [`merkle_root`].
+pub fn root_from_path(
+    leaf: &Hash32,
+    index: u64,
+    tree_size: u64,
+    proof: &[Hash32],
+) -> Option<Hash32> {
     if index >= tree_size {
-        return false;
+        return None;
     }
     let (mut fn_, mut sn) = (index, tree_size - 1);
     let mut r = *leaf;
     for p in proof {
         if sn == 0 {
-            return false;
+            return None;
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
@@ -104,7 +116,7 @@ pub fn verify_inclusion(
         fn_ >>= 1;
         sn >>= 1;
     }
-    sn == 0 && r == *root
+    (sn == 0).then_some(r)
 }
 
 #[cfg(test)]
@@ -245,5 +257,29 @@ mod tests {
             }
         }
         assert!(inclusion_proof(&leaves[..3], 3).is_none());
+    }
+
+    #[test]
+    fn a_leafs_path_leads_to_the_tree_root() {
+        let leaves: Vec<Hash32> = (0u16..300)
+            .map(|i| Sha256::digest(i.to_be_bytes()).into())
+            .collect();
+        for n in (1..70).chain([128, 255, 256, 257, 300]) {
+            let tree = &leaves[..n];
+            let root = merkle_root(tree);
+            for i in 0..n {
+                let proof = inclusion_proof(tree, i).unwrap();
+                let from_path = root_from_path(&tree[i], i as u64, n as u64, &proof);
+                assert_eq!(from_path, Some(root), "n={n} i={i}");
+            }
+            let proof = inclusion_proof(tree, 0).unwrap();
+            assert_eq!(root_from_path(&tree[0], n as u64, n as u64, &proof), None);
+            if n > 2 {
+                // A path too long for the tree leads nowhere.
+                let mut long = proof.clone();
+                long.push(root);
+                assert_eq!(root_from_path(&tree[0], 0, n as u64, &long), None);
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod verify;
 
 pub use chain::{BlockHeader, ChainHead, GENESIS_PREV_HASH};
 pub use leaf::{leaf_hash, new_salt, Salt};
-pub use merkle::{inclusion_proof, merkle_root, verify_inclusion, Hash32};
+pub use merkle::{inclusion_proof, merkle_root, root_from_path, verify_inclusion, Hash32};
 pub use stored::{verify_stored_chain, StoredVerifyError};
 pub use verify::{
     note_deleted, verify_block, verify_block_erased, verify_block_leaves, verify_chain,

@@ -13,7 +13,9 @@ use crate::columnar::ranged::{
     FOOTER_PROBE_BYTES,
 };
 use crate::columnar::{JournalRow, LazyRowGroup};
-use crate::integrity::{inclusion_proof, leaf_hash, merkle_root, verify_inclusion, BlockHeader};
+use crate::integrity::{
+    inclusion_proof, leaf_hash, merkle_root, root_from_path, verify_inclusion, BlockHeader,
+};
 use crate::ports::{
     ArchiveState, IndexEntry, JournalIndex, Pointer, PortError, RangedObjectStore, ReadError,
 };
@@ -625,8 +627,13 @@ pub fn prove(
         faults.push("the block's rows in the file do not have leaf indexes 0..n".into());
     }
     let index = row.leaf_index as usize;
-    let path = inclusion_proof(&hashes, index).unwrap_or_default();
-    let root = merkle_root(&hashes);
+    let path = inclusion_proof(&hashes, index);
+    // The path already holds every subtree beside the row's: the root follows in log n hashes.
+    let root = path
+        .as_ref()
+        .and_then(|p| root_from_path(&hashes[index], index as u64, hashes.len() as u64, p))
+        .unwrap_or_else(|| merkle_root(&hashes));
+    let path = path.unwrap_or_default();
     let h = header;
     if h.block_id != row.block_id {
         faults.push(format!(
