@@ -27,8 +27,9 @@ use sha2::{Digest, Sha256};
 
 use super::{
     arrow_schema, col, dictionary_columns, output_struct_fields, outputs_item_field, CodecError,
-    JournalRow, RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, FORMAT_VERSION,
-    FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS, NO_STATISTICS_COLUMNS, UNCOMPRESSED_COLUMNS,
+    JournalRow, RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, FAST_ZSTD_COLUMNS,
+    FAST_ZSTD_LEVEL, FORMAT_VERSION, FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS,
+    NO_STATISTICS_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical;
 use crate::record::{ActionType, Llm, Output, Record, Step, Verdict};
@@ -57,7 +58,7 @@ pub fn writer_properties(
 
 /// [`writer_properties`], with `all_null` columns (known to hold no value) left uncompressed:
 /// their pages are a run of nulls that ZSTD cannot shrink.
-fn properties(
+pub(super) fn properties(
     cfg: &WriterConfig,
     metadata: &[(String, String)],
     all_null: &[&str],
@@ -98,6 +99,12 @@ fn properties(
     }
     for name in dictionary_columns() {
         builder = builder.set_column_dictionary_enabled(ColumnPath::from(name), true);
+    }
+    if cfg.zstd_level > FAST_ZSTD_LEVEL {
+        let fast = Compression::ZSTD(ZstdLevel::try_new(FAST_ZSTD_LEVEL).expect("a valid level"));
+        for name in FAST_ZSTD_COLUMNS {
+            builder = builder.set_column_compression(ColumnPath::from(*name), fast);
+        }
     }
     let low_cardinality = if cfg.compress_low_cardinality {
         &[][..]

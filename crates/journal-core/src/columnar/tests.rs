@@ -606,6 +606,37 @@ fn long_lived_files_compress_every_column_but_random_bytes() {
 }
 
 #[test]
+fn digests_and_ids_are_compressed_fast_at_any_level() {
+    use parquet::basic::ZstdLevel;
+    use parquet::schema::types::ColumnPath;
+    let zstd = |level| Compression::ZSTD(ZstdLevel::try_new(level).unwrap());
+    for level in [1, 6, 19] {
+        let cfg = WriterConfig {
+            zstd_level: level,
+            compress_low_cardinality: true,
+            ..WriterConfig::default()
+        };
+        let props = encode::properties(&cfg, &[], &[col::OUTCOME_ID]).unwrap();
+        let codec = |name: &str| props.compression(&ColumnPath::from(name));
+        for name in FAST_ZSTD_COLUMNS.iter().filter(|n| **n != col::OUTCOME_ID) {
+            assert_eq!(
+                codec(name),
+                zstd(FAST_ZSTD_LEVEL),
+                "{name} at level {level}"
+            );
+        }
+        // An empty column stays uncompressed, fast or not.
+        assert_eq!(codec(col::OUTCOME_ID), Compression::UNCOMPRESSED);
+        for name in [col::CONTEXT, col::SUBJECT_REF, col::RATIONALE, col::KIND] {
+            assert_eq!(codec(name), zstd(level), "{name} at level {level}");
+        }
+        for name in UNCOMPRESSED_COLUMNS {
+            assert_eq!(codec(name), Compression::UNCOMPRESSED, "{name}");
+        }
+    }
+}
+
+#[test]
 fn writer_properties_are_applied_to_the_file() {
     let rows = sample_rows(100);
     let cfg = WriterConfig {
@@ -745,7 +776,7 @@ fn writer_properties_reflect_the_config() {
     assert_eq!(props.max_row_group_row_count(), Some(1_000));
     assert_eq!(props.data_page_row_count_limit(), 100);
     assert!(props.write_batch_size() <= 100);
-    match props.compression(&path(col::RECORD_ID)) {
+    match props.compression(&path(col::CONTEXT)) {
         Compression::ZSTD(level) => assert_eq!(level.compression_level(), 9),
         other => panic!("{other:?}"),
     }
