@@ -164,64 +164,26 @@ impl<R: ChunkReader> PageReader for ZstdPages<R> {
 }
 
 /// The page with its compressed part decompressed (a v2 page keeps its levels uncompressed).
-fn decompressed(page: Page) -> Result<Page> {
-    Ok(match page {
-        Page::DataPage {
-            buf,
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        } => Page::DataPage {
-            buf: decompress_after(&buf, 0)?,
-            num_values,
-            encoding,
-            def_level_encoding,
-            rep_level_encoding,
-            statistics,
-        },
+fn decompressed(mut page: Page) -> Result<Page> {
+    match &mut page {
+        Page::DataPage { buf, .. } | Page::DictionaryPage { buf, .. } => {
+            *buf = decompress_after(buf, 0)?;
+        }
         Page::DataPageV2 {
             buf,
-            num_values,
-            encoding,
-            num_nulls,
-            num_rows,
             def_levels_byte_len,
             rep_levels_byte_len,
             is_compressed,
-            statistics,
+            ..
         } => {
-            let levels = def_levels_byte_len as usize + rep_levels_byte_len as usize;
-            let buf = if is_compressed {
-                decompress_after(&buf, levels)?
-            } else {
-                buf
-            };
-            Page::DataPageV2 {
-                buf,
-                num_values,
-                encoding,
-                num_nulls,
-                num_rows,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                is_compressed: false,
-                statistics,
+            if *is_compressed {
+                let levels = *def_levels_byte_len as usize + *rep_levels_byte_len as usize;
+                *buf = decompress_after(buf, levels)?;
+                *is_compressed = false;
             }
         }
-        Page::DictionaryPage {
-            buf,
-            num_values,
-            encoding,
-            is_sorted,
-        } => Page::DictionaryPage {
-            buf: decompress_after(&buf, 0)?,
-            num_values,
-            encoding,
-            is_sorted,
-        },
-    })
+    }
+    Ok(page)
 }
 
 /// `buf[..keep]` as it is, followed by `buf[keep..]` decompressed.
