@@ -13,7 +13,7 @@ use journal_core::ingest::{Ingest, IngestConfig, Message};
 use journal_core::keys::MasterKey;
 use journal_core::memory::{MemoryIndex, MemoryRejects, MemoryStore, MemorySubjectKeys};
 use journal_core::models::{self, Artifact};
-use journal_core::ports::{JournalIndex, ObjectStore};
+use journal_core::ports::{JournalIndex, ObjectStore, SubjectKeyStore};
 use journal_core::record::Output;
 use journal_core::replay::api::{
     AccessPage, Answer, ErrorAnswer, Operation, RecordView, RecordsPage, Reexecution, Request,
@@ -1099,6 +1099,25 @@ async fn reexecution_reproduces_every_artifact_kind_exactly_and_llm_decisions_ar
         );
         assert_eq!(proven(&x.decision)["llm"], g["llm"]);
     }
+
+    // A shredded subject key reads as gone: the answer says so, and no new key is minted.
+    let shredded = by_kind["logistic"][0];
+    let subject = w.subject_ref(shredded["subject"]["id"].as_str().unwrap());
+    let keys = &w.svc.journal.subject_keys;
+    assert!(keys.shred(TENANT, &subject).await.unwrap());
+    let r = w
+        .ask(
+            AUDITOR,
+            Operation::Reexecute {
+                decision_id: record_id(shredded),
+                features: None,
+            },
+        )
+        .await;
+    let e = error(&r);
+    assert_eq!(e.code, "unavailable");
+    assert!(e.message.contains("shredded"), "{}", e.message);
+    assert!(keys.existing_key(TENANT, &subject).await.unwrap().is_none());
 
     // Operators never see raw features; other records and ids are refused by name.
     let some = by_kind["logistic"][0];

@@ -248,6 +248,24 @@ impl SubjectKeyStore for KmsSubjectKeys {
         Ok(key)
     }
 
+    #[tracing::instrument(skip_all, fields(table = %self.table))]
+    async fn existing_key(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+    ) -> Result<Option<DataKey>, PortError> {
+        if let Some(key) = self.lock_cache().get(tenant_id, subject_ref) {
+            return Ok(Some(key));
+        }
+        let Some(item) = self.read_wrapped(tenant_id, subject_ref).await? else {
+            return Ok(None);
+        };
+        let key = self.unwrap_key(tenant_id, subject_ref, &item).await?;
+        self.lock_cache()
+            .insert(tenant_id, subject_ref, key.clone());
+        Ok(Some(key))
+    }
+
     async fn shred(&self, tenant_id: &str, subject_ref: &str) -> Result<bool, PortError> {
         KmsSubjectKeys::shred(self, tenant_id, subject_ref).await
     }

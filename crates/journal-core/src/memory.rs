@@ -193,6 +193,19 @@ impl SubjectKeyStore for MemorySubjectKeys {
         DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
     }
 
+    async fn existing_key(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+    ) -> Result<Option<DataKey>, PortError> {
+        lock(&self.keys)
+            .get(&(tenant_id.to_string(), subject_ref.to_string()))
+            .map(|k| {
+                DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
+            })
+            .transpose()
+    }
+
     async fn shred(&self, tenant_id: &str, subject_ref: &str) -> Result<bool, PortError> {
         Ok(lock(&self.keys)
             .remove(&(tenant_id.to_string(), subject_ref.to_string()))

@@ -571,6 +571,13 @@ pub trait SubjectKeyStore: Send + Sync {
         tenant_id: &str,
         subject_ref: &str,
     ) -> impl Future<Output = Result<DataKey, PortError>> + Send;
+    /// The subject's stored data key, or `None`; never creates one. For readers: the read
+    /// role may not mint keys, and a shredded key must read as gone, not as a new key.
+    fn existing_key(
+        &self,
+        tenant_id: &str,
+        subject_ref: &str,
+    ) -> impl Future<Output = Result<Option<DataKey>, PortError>> + Send;
     /// Erasure: deletes the subject's stored key, so that everything sealed under it can no
     /// longer be opened (a later `data_key` issues a new one). `Ok(true)` when a key existed.
     fn shred(

@@ -72,9 +72,28 @@ async fn data_keys_are_created_once_and_unwrapped_later() {
     assert!(!same(&k1, &k2));
     assert!(!same(&k1, &k3));
 
+    // Readers find stored keys and never create one.
+    let reader = store(&c, &table, &key_id).with_cache_capacity(0);
+    let found = reader.existing_key("bank_1", "subj_a").await.unwrap();
+    assert!(same(&k1, &found.expect("a stored key")));
+    assert!(reader
+        .existing_key("bank_1", "never_seen")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        !reader.shred("bank_1", "never_seen").await.unwrap(),
+        "no key was created"
+    );
+
     // Erasure: after shredding, the old key is gone for good and a new one is issued.
     assert!(fresh.shred("bank_1", "subj_a").await.unwrap());
     assert!(!fresh.shred("bank_1", "subj_a").await.unwrap());
+    assert!(reader
+        .existing_key("bank_1", "subj_a")
+        .await
+        .unwrap()
+        .is_none());
     keys.forget("bank_1", "subj_a");
     let renewed = keys.data_key("bank_1", "subj_a").await.unwrap();
     assert!(!same(&k1, &renewed));

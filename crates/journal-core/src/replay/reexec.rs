@@ -99,11 +99,19 @@ where
     let subject_ref = r.subject_ref.as_deref().ok_or_else(|| {
         Failure::not_found(format!("{}: sealed features but no subject", r.decision_id))
     })?;
+    // A reader never mints a key: a shredded one reads as gone.
     let key = svc
         .journal
         .subject_keys
-        .data_key(&r.tenant_id, subject_ref)
-        .await?;
+        .existing_key(&r.tenant_id, subject_ref)
+        .await?
+        .ok_or_else(|| {
+            Failure::unavailable(format!(
+                "{}: the subject's data key was shredded (erasure), so its sealed features \
+                 cannot be opened; supply the features to re-execute",
+                r.decision_id
+            ))
+        })?;
     let aad = features_crypto::aad(&r.tenant_id, r.record_id(), recorded_hmac);
     let plain = features_crypto::open(&key, &aad, sealed).map_err(|e| {
         Failure::unavailable(format!(
