@@ -236,13 +236,10 @@ impl KmsSubjectKeys {
 impl SubjectKeyStore for KmsSubjectKeys {
     #[tracing::instrument(skip_all, fields(table = %self.table))]
     async fn data_key(&self, tenant_id: &str, subject_ref: &str) -> Result<DataKey, PortError> {
-        if let Some(key) = self.lock_cache().get(tenant_id, subject_ref) {
+        if let Some(key) = self.existing_key(tenant_id, subject_ref).await? {
             return Ok(key);
         }
-        let key = match self.read_wrapped(tenant_id, subject_ref).await? {
-            Some(item) => self.unwrap_key(tenant_id, subject_ref, &item).await?,
-            None => self.create_key(tenant_id, subject_ref).await?,
-        };
+        let key = self.create_key(tenant_id, subject_ref).await?;
         self.lock_cache()
             .insert(tenant_id, subject_ref, key.clone());
         Ok(key)
