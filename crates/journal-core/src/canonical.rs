@@ -393,17 +393,11 @@ impl<'a> Writer<'a> {
     }
 
     fn write_f64(&mut self, f: f64) -> Result<(), Error> {
-        if !f.is_finite() {
-            return Err(Error::new(ErrorKind::NonFinite));
-        }
-        if f == 0.0 {
-            // -0 serializes as 0 (RFC 8785 §3.2.2.3).
-            self.out.push(b'0');
+        if write_finite_f64(f, self.out) {
+            Ok(())
         } else {
-            let mut buf = ryu_js::Buffer::new();
-            self.out.extend_from_slice(buf.format_finite(f).as_bytes());
+            Err(Error::new(ErrorKind::NonFinite))
         }
-        Ok(())
     }
 
     fn begin_object(&mut self, variant: Option<&'static str>, fields: bool) -> Object<'_, 'a> {
@@ -441,8 +435,24 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// Appends the canonical text of a finite `f` and returns true; returns false (and appends
+/// nothing) for NaN and the infinities.
+pub(crate) fn write_finite_f64(f: f64, out: &mut Vec<u8>) -> bool {
+    if !f.is_finite() {
+        return false;
+    }
+    if f == 0.0 {
+        // -0 serializes as 0 (RFC 8785 §3.2.2.3).
+        out.push(b'0');
+    } else {
+        let mut buf = ryu_js::Buffer::new();
+        out.extend_from_slice(buf.format_finite(f).as_bytes());
+    }
+    true
+}
+
 /// Appends the decimal digits of `n` (with a leading minus when `negative`).
-fn write_decimal(mut n: u64, negative: bool, out: &mut Vec<u8>) {
+pub(crate) fn write_decimal(mut n: u64, negative: bool, out: &mut Vec<u8>) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -1289,8 +1299,9 @@ fn has_escape(bytes: &[u8]) -> bool {
     }
 }
 
+/// Appends `s` as a JSON string with RFC 8785 escaping.
 #[inline]
-fn write_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
     out.reserve(bytes.len() + 2);
     out.push(b'"');

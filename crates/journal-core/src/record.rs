@@ -5,11 +5,19 @@
 //! replaced by `subject_ref` and `features_hmac`, and `received_at` is set. Absent optional
 //! fields are omitted, never `null`, so the canonical bytes of a stored record are unique.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::canonical::{self, CanonicalError};
+use crate::canonical::CanonicalError;
 use crate::timestamp::Timestamp;
+
+mod canonical_form;
+#[cfg(test)]
+pub(crate) mod strategies;
+
+pub(crate) use canonical_form::{write_llm_json, write_steps_json};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -67,6 +75,25 @@ pub enum ActionType {
 pub enum Verdict {
     Confirm,
     Override,
+}
+
+impl ActionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionType::Automated => "automated",
+            ActionType::Recommendation => "recommendation",
+            ActionType::HumanReview => "human_review",
+        }
+    }
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Confirm => "confirm",
+            Verdict::Override => "override",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -270,7 +297,16 @@ impl Record {
 
     /// RFC 8785 bytes of the record as it stands (call on the stored form for leaf hashing).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        canonical::to_vec_of(self)
+        canonical_form::record_bytes(self)
+    }
+
+    /// [`Record::canonical_bytes`] and the range of those bytes holding the `received_at`
+    /// member with one adjacent comma: without it, they are the record's content (what the
+    /// content MAC covers).
+    pub fn canonical_bytes_marking_received_at(
+        &self,
+    ) -> Result<(Vec<u8>, Option<Range<usize>>), CanonicalError> {
+        canonical_form::record_with_received_at(self)
     }
 
     /// True when nothing the stored form must not contain is present.
@@ -309,7 +345,7 @@ mod timestamp_text {
     }
 
     /// The UTC text of `t`; its year has four digits (timestamps are within 2000..2100).
-    fn format(t: Timestamp) -> [u8; 24] {
+    pub(super) fn format(t: Timestamp) -> [u8; 24] {
         let ms = t.millis();
         let (year, month, day) = civil_from_days(ms.div_euclid(MS_PER_DAY));
         let in_day = ms.rem_euclid(MS_PER_DAY);

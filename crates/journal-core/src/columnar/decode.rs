@@ -12,7 +12,6 @@ use parquet::file::reader::ChunkReader;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value};
 
-use super::encode::{action_type_str, verdict_str};
 use super::pages::row_group_batches;
 use super::{
     arrow_schema, col, CodecError, JournalRow, RowPosition, FORMAT_VERSION, FORMAT_VERSION_KEY,
@@ -751,7 +750,7 @@ impl<'a> Cols<'a> {
             ActionType::Recommendation,
             ActionType::HumanReview,
         ];
-        let kind = parse_enum(&all, action_type_str, text)
+        let kind = parse_enum(&all, ActionType::as_str, text)
             .ok_or_else(|| at.err(col::ACTION_TYPE, format!("unknown action type {text:?}")))?;
         Ok(Some(Action { kind, detail }))
     }
@@ -790,8 +789,12 @@ impl<'a> Cols<'a> {
             return Ok(None);
         };
         let text = at.req(self.review_verdict, col::REVIEW_VERDICT)?;
-        let verdict = parse_enum(&[Verdict::Confirm, Verdict::Override], verdict_str, text)
-            .ok_or_else(|| at.err(col::REVIEW_VERDICT, format!("unknown verdict {text:?}")))?;
+        let verdict = parse_enum(
+            &[Verdict::Confirm, Verdict::Override],
+            Verdict::as_str,
+            text,
+        )
+        .ok_or_else(|| at.err(col::REVIEW_VERDICT, format!("unknown verdict {text:?}")))?;
         Ok(Some(ReviewFields {
             reviewer,
             verdict,

@@ -21,7 +21,6 @@ use parquet::file::properties::{
     DEFAULT_CREATED_BY,
 };
 use parquet::schema::types::ColumnPath;
-use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -31,8 +30,8 @@ use super::{
     FAST_ZSTD_LEVEL, FORMAT_VERSION, FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS,
     NO_STATISTICS_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
-use crate::canonical;
-use crate::record::{ActionType, Llm, Output, Record, Step, Verdict};
+use crate::canonical::{self, CanonicalError};
+use crate::record::{write_llm_json, write_steps_json, Llm, Output, Record, Step};
 
 /// Page and dictionary page byte limits (the parquet crate's defaults, set explicitly).
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -484,7 +483,7 @@ fn steps_json<'b>(steps: &[Step], row: usize, buf: &'b mut Vec<u8>) -> Result<&'
             format!("steps[{i}].output is null, which reads back as absent"),
         ));
     }
-    json_text(steps, buf, row, col::STEPS)
+    json_text(buf, row, col::STEPS, |b| write_steps_json(steps, b))
 }
 
 fn llm_json<'b>(llm: &Llm, row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, CodecError> {
@@ -499,7 +498,7 @@ fn llm_json<'b>(llm: &Llm, row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, 
             ));
         }
     }
-    json_text(llm, buf, row, col::LLM)
+    json_text(buf, row, col::LLM, |b| write_llm_json(llm, b))
 }
 
 fn context_json<'b>(
@@ -507,34 +506,19 @@ fn context_json<'b>(
     row: usize,
     buf: &'b mut Vec<u8>,
 ) -> Result<&'b str, CodecError> {
-    json_text(context, buf, row, col::CONTEXT)
+    json_text(buf, row, col::CONTEXT, |b| canonical::write_of(context, b))
 }
 
-/// Canonical JSON text of `value`, written into `buf` (reused from row to row).
-fn json_text<'b, T: Serialize + ?Sized>(
-    value: &T,
+/// Canonical JSON text written by `write` into `buf` (reused from row to row).
+fn json_text<'b>(
     buf: &'b mut Vec<u8>,
     row: usize,
     field: &'static str,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), CanonicalError>,
 ) -> Result<&'b str, CodecError> {
     buf.clear();
-    canonical::write_of(value, buf).map_err(|e| encode_err(row, field, e.to_string()))?;
+    write(buf).map_err(|e| encode_err(row, field, e.to_string()))?;
     std::str::from_utf8(buf).map_err(|e| encode_err(row, field, format!("canonical JSON: {e}")))
-}
-
-pub(super) fn action_type_str(t: ActionType) -> &'static str {
-    match t {
-        ActionType::Automated => "automated",
-        ActionType::Recommendation => "recommendation",
-        ActionType::HumanReview => "human_review",
-    }
-}
-
-pub(super) fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Confirm => "confirm",
-        Verdict::Override => "override",
-    }
 }
 
 /// A variable-width column that reports, rather than panics on, 32-bit offset overflow.
@@ -803,8 +787,7 @@ impl BatchBuilder {
         self.rationale.push(r.rationale.as_deref());
         self.explanation_ref.push(r.explanation_ref.as_deref());
         let action = r.action.as_ref();
-        self.action_type
-            .push(action.map(|a| action_type_str(a.kind)));
+        self.action_type.push(action.map(|a| a.kind.as_str()));
         self.action_detail
             .push(action.and_then(|a| a.detail.as_deref()));
         self.risk_tier.push(r.risk_tier.map(|t| t.as_str()));
@@ -818,8 +801,7 @@ impl BatchBuilder {
         let review = r.review.as_ref();
         self.review_reviewer
             .push(review.map(|v| v.reviewer.as_str()));
-        self.review_verdict
-            .push(review.map(|v| verdict_str(v.verdict)));
+        self.review_verdict.push(review.map(|v| v.verdict.as_str()));
         self.review_override_label
             .push(review.and_then(|v| v.override_label.as_deref()));
         self.review_notes

@@ -11,9 +11,6 @@ use crate::record::Record;
 use crate::timestamp::Timestamp;
 use crate::validate::Rejection;
 
-/// The member that is in the stored form but not in the content the MAC covers.
-const RECEIVED_AT: &str = "received_at";
-
 /// A record ready to be written, with what ingest derived from it.
 #[derive(Clone, Debug)]
 pub struct SealedRecord {
@@ -93,7 +90,8 @@ fn stored_bytes_and_mac(
     record: &Record,
     keys: &TenantKeys,
 ) -> Result<(Vec<u8>, String), Rejection> {
-    let (bytes, cut) = canonical::to_vec_with_member(record, RECEIVED_AT)
+    let (bytes, cut) = record
+        .canonical_bytes_marking_received_at()
         .map_err(|e| rejection("record", e.to_string()))?;
     let mac = match &cut {
         Some(cut) => keys.content_mac_of_parts(&[&bytes[..cut.start], &bytes[cut.end..]]),
