@@ -12,6 +12,10 @@
 //! shape `serde_json::to_value` would give it: structs and maps are objects, sequences, tuples
 //! and bytes are arrays, `None` and unit are `null`, enum variants are externally tagged. Each
 //! object's members are serialized in the order they come and then reordered in place.
+//!
+//! Records, which every ingest, verification and compaction serializes, have a writer of their
+//! own that writes members already in order ([`crate::record::Record::canonical_bytes`]); it
+//! gives these same bytes and is tested against this writer.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;

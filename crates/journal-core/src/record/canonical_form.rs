@@ -2,11 +2,12 @@
 //!
 //! The generic writer ([`crate::canonical`]) goes through serde and puts each object's members in
 //! order after writing them. Every record is serialized at ingest (for the content MAC and the
-//! leaf hash), again on verification and on compaction's read-back check, and writing members
-//! straight in their canonical order is about twice as fast. The bytes are the same: the tests
-//! compare both writers on arbitrary records. Whatever the fast path cannot write (a non-finite
-//! number, an integer beyond ±2^53 in a JSON value) is handed back to the generic writer, so
-//! errors keep its wording and paths.
+//! leaf hash), again on verification and on compaction's read-back check; writing members
+//! straight in their canonical order took ingest's seal step from 4.85 to 3.86 µs per record
+//! (`journal-bench --ingest`). The bytes are the same: the tests compare both writers on
+//! arbitrary records. Whatever the fast path cannot write (a non-finite number, an integer beyond
+//! ±2^53 in a JSON value) is handed back to the generic writer, so errors keep its wording and
+//! paths.
 
 use std::ops::Range;
 
