@@ -173,6 +173,10 @@ impl RejectSink for MemoryRejects {
     }
 }
 
+fn stored_key(k: &[u8; 32]) -> Result<DataKey, PortError> {
+    DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
+}
+
 /// Subject data keys derived from a counter; "shredding" removes them.
 #[derive(Default)]
 pub struct MemorySubjectKeys {
@@ -190,7 +194,7 @@ impl SubjectKeyStore for MemorySubjectKeys {
                 k[0] = n;
                 k
             });
-        DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
+        stored_key(k)
     }
 
     async fn existing_key(
@@ -200,9 +204,7 @@ impl SubjectKeyStore for MemorySubjectKeys {
     ) -> Result<Option<DataKey>, PortError> {
         lock(&self.keys)
             .get(&(tenant_id.to_string(), subject_ref.to_string()))
-            .map(|k| {
-                DataKey::from_bytes(k).ok_or_else(|| PortError::permanent("data key", "bad length"))
-            })
+            .map(stored_key)
             .transpose()
     }
 

@@ -297,7 +297,8 @@ impl Record {
 
     /// RFC 8785 bytes of the record as it stands (call on the stored form for leaf hashing).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        canonical_form::record_bytes(self)
+        self.canonical_bytes_marking_received_at()
+            .map(|(bytes, _)| bytes)
     }
 
     /// [`Record::canonical_bytes`] and the range of those bytes holding the `received_at`

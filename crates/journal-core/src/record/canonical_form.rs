@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{
@@ -28,15 +29,6 @@ struct Unwritable;
 
 type Written = Result<(), Unwritable>;
 
-/// Canonical bytes of `record`.
-pub(super) fn record_bytes(record: &Record) -> Result<Vec<u8>, CanonicalError> {
-    let mut out = Vec::with_capacity(1024);
-    match write_record(record, &mut out) {
-        Ok(_) => Ok(out),
-        Err(Unwritable) => canonical::to_vec_of(record),
-    }
-}
-
 /// Canonical bytes of `record` and the range holding its `received_at` member with one adjacent
 /// comma, as [`canonical::to_vec_with_member`] gives them.
 pub(super) fn record_with_received_at(
@@ -51,19 +43,25 @@ pub(super) fn record_with_received_at(
 
 /// Canonical bytes of an LLM call (the `llm` column).
 pub(crate) fn write_llm_json(llm: &Llm, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    let len = out.len();
-    write_llm(llm, out).or_else(|Unwritable| {
-        out.truncate(len);
-        canonical::write_of(llm, out)
-    })
+    fast_or_generic(llm, out, write_llm)
 }
 
 /// Canonical bytes of a list of steps (the `steps` column).
 pub(crate) fn write_steps_json(steps: &[Step], out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    fast_or_generic(steps, out, write_steps)
+}
+
+/// Appends `value` through `fast`, or, where that cannot write it, through the generic writer
+/// (which leaves `out` as it was on error).
+fn fast_or_generic<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    fast: fn(&T, &mut Vec<u8>) -> Written,
+) -> Result<(), CanonicalError> {
     let len = out.len();
-    write_steps(steps, out).or_else(|Unwritable| {
+    fast(value, out).or_else(|Unwritable| {
         out.truncate(len);
-        canonical::write_of(steps, out)
+        canonical::write_of(value, out)
     })
 }
 
@@ -458,7 +456,7 @@ mod tests {
 
         #[test]
         fn writes_the_bytes_of_the_generic_writer(r in any_form()) {
-            prop_assert_eq!(record_bytes(&r), canonical::to_vec_of(&r));
+            prop_assert_eq!(r.canonical_bytes(), canonical::to_vec_of(&r));
             prop_assert_eq!(
                 record_with_received_at(&r),
                 canonical::to_vec_with_member(&r, RECEIVED_AT)
@@ -546,12 +544,12 @@ mod tests {
                 }),
             ),
         ];
-        assert!(record_bytes(&base).is_ok());
+        assert!(base.canonical_bytes().is_ok());
         for (what, breaking) in broken {
             let mut r = base.clone();
             breaking(&mut r);
             let generic = canonical::to_vec_of(&r).expect_err(what);
-            assert_eq!(record_bytes(&r).expect_err(what), generic, "{what}");
+            assert_eq!(r.canonical_bytes().expect_err(what), generic, "{what}");
             assert_eq!(
                 record_with_received_at(&r).expect_err(what),
                 canonical::to_vec_with_member(&r, RECEIVED_AT).expect_err(what),
