@@ -52,8 +52,8 @@ use journal_core::timestamp::Timestamp;
 use journal_core::validate::{parse_body, Limits};
 use journal_synth::{generate_decisions, latest_occurred_at, producer_body, SynthConfig};
 
-// The same allocator as the function binaries, so the figures are theirs; counted, so a
-// bench can report a step's peak heap.
+// The same allocator as the function binaries, so the figures are theirs; it counts only
+// inside `GLOBAL.measure`, so a bench can report a step's peak heap.
 #[global_allocator]
 static GLOBAL: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc::new();
 

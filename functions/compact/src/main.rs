@@ -2,6 +2,10 @@ use compact::{build_deps, function_handler, Config, Deps};
 use journal_aws::AwsClients;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
+// The allocator `journal-bench` measures the compact path with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     journal_aws::init_lambda_tracing();

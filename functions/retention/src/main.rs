@@ -2,6 +2,10 @@ use journal_aws::AwsClients;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use retention::{build_deps, function_handler, Config, Deps};
 
+// The allocator `journal-bench` measures the retention path with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     journal_aws::init_lambda_tracing();
