@@ -15,7 +15,9 @@
 //!
 //! Records, which every ingest, verification and compaction serializes, have a writer of their
 //! own that writes members already in order ([`crate::record::Record::canonical_bytes`]); it
-//! gives these same bytes and is tested against this writer.
+//! gives these same bytes and is tested against this writer. So do their JSON parts
+//! ([`write_value`], [`write_map`]): a direct walk writes them, falling back to this writer for
+//! what it is not sure of.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -42,14 +44,39 @@ pub enum CanonicalError {
     Unsupported { path: String, reason: String },
 }
 
+mod json_value;
+
 /// Serializes `value` to its RFC 8785 canonical bytes.
 pub fn to_vec(value: &Value) -> Result<Vec<u8>, CanonicalError> {
-    to_vec_of(value)
+    let mut out = Vec::with_capacity(256);
+    write_value(value, &mut out)?;
+    Ok(out)
 }
 
 /// Canonical bytes of a JSON object given as its map (no need to wrap it in a `Value`).
 pub fn map_to_vec(map: &Map<String, Value>) -> Result<Vec<u8>, CanonicalError> {
-    to_vec_of(map)
+    let mut out = Vec::with_capacity(256);
+    write_map(map, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the canonical bytes of a JSON value: the bytes and errors of [`write_of`], mostly
+/// written by a direct walk (module `json_value`). On error, `out` keeps its previous contents.
+pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    let len = out.len();
+    json_value::value(value, out, 0).or_else(|json_value::Declined| {
+        out.truncate(len);
+        write_of(value, out)
+    })
+}
+
+/// [`write_value`] for an object given as its map.
+pub fn write_map(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    let len = out.len();
+    json_value::object(map, out, 0).or_else(|json_value::Declined| {
+        out.truncate(len);
+        write_of(map, out)
+    })
 }
 
 /// Canonical bytes of any serializable value: the same bytes as
@@ -1632,6 +1659,59 @@ mod tests {
                 prop_assert!(serde_json::from_slice::<Value>(&bytes).is_ok());
             }
         }
+    }
+
+    /// What the direct walk writes, or `None` where it declines.
+    fn walked(v: &Value) -> Option<Vec<u8>> {
+        let mut out = b"prefix".to_vec();
+        json_value::value(v, &mut out, 0).ok()?;
+        Some(out.split_off(6))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Values and maps give the generic writer's bytes or its very error, whether the walk
+        /// writes them or declines; on error the buffer keeps what it held.
+        #[test]
+        fn json_values_are_written_as_the_generic_writer_writes_them(v in arb_value()) {
+            let generic = to_vec_of(&v);
+            let mut out = b"kept".to_vec();
+            let direct = write_value(&v, &mut out).map(|()| out[4..].to_vec());
+            prop_assert_eq!(&direct, &generic);
+            if direct.is_err() {
+                prop_assert_eq!(&out, b"kept");
+            }
+            prop_assert_eq!(&to_vec(&v), &generic);
+            if let Some(walked) = walked(&v) {
+                prop_assert_eq!(Ok(walked), generic);
+            }
+            if let Value::Object(map) = &v {
+                prop_assert_eq!(map_to_vec(map), to_vec_of(map));
+            }
+        }
+    }
+
+    #[test]
+    fn the_walk_writes_ascii_keyed_values_and_declines_the_rest() {
+        let typical = serde_json::json!({
+            "credit_score": 720, "annual_income": 120000, "dti_ratio": 0.35,
+            "flags": [true, false, null], "nested": {"b": -1, "a": "x\"y"}, "tiny": 5e-324,
+        });
+        assert_eq!(walked(&typical), Some(to_vec_of(&typical).unwrap()));
+        for declined in [
+            serde_json::json!({"é": 1}),
+            serde_json::json!({"a": [9_007_199_254_740_993u64]}),
+            serde_json::json!([-9_007_199_254_740_993i64]),
+        ] {
+            assert!(walked(&declined).is_none(), "{declined}");
+        }
+        let mut deep = Value::Null;
+        for _ in 0..200 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert!(walked(&deep).is_none());
+        assert_eq!(to_vec(&deep), to_vec_of(&deep));
     }
 
     proptest! {

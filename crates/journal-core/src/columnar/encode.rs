@@ -506,7 +506,7 @@ fn context_json<'b>(
     row: usize,
     buf: &'b mut Vec<u8>,
 ) -> Result<&'b str, CodecError> {
-    json_text(buf, row, col::CONTEXT, |b| canonical::write_of(context, b))
+    json_text(buf, row, col::CONTEXT, |b| canonical::write_map(context, b))
 }
 
 /// Canonical JSON text written by `write` into `buf` (reused from row to row).

@@ -148,14 +148,14 @@ impl<'o> Members<'o> {
 
     fn value(&mut self, name: &'static str, value: &Value) -> Written {
         self.name(name);
-        canonical::write_of(value, self.out).map_err(|_| Unwritable)
+        canonical::write_value(value, self.out).map_err(|_| Unwritable)
     }
 
     fn map(&mut self, name: &'static str, value: Option<&Map<String, Value>>) -> Written {
         match value {
             Some(map) => {
                 self.name(name);
-                canonical::write_of(map, self.out).map_err(|_| Unwritable)
+                canonical::write_map(map, self.out).map_err(|_| Unwritable)
             }
             None => Ok(()),
         }
