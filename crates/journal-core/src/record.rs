@@ -264,12 +264,14 @@ pub struct Record {
     pub risk_tier: Option<RiskTier>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
+    // `llm`, `outcome` and `review` are boxed: most records have none of them, and ingest moves
+    // each record several times between parse and write, so they would only widen every move.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub llm: Option<Llm>,
+    pub llm: Option<Box<Llm>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<OutcomeFields>,
+    pub outcome: Option<Box<OutcomeFields>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub review: Option<ReviewFields>,
+    pub review: Option<Box<ReviewFields>>,
     /// Fraction of this kind of traffic the producer kept (1.0 = all), for reweighting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling_rate: Option<f64>,

@@ -671,9 +671,9 @@ impl<'a> Cols<'a> {
             action: self.action(at)?,
             risk_tier: self.risk_tier(at)?,
             steps: self.steps(at)?,
-            llm: at.json::<Llm>(self.llm, col::LLM)?,
-            outcome: self.outcome(at)?,
-            review: self.review(at)?,
+            llm: at.json::<Llm>(self.llm, col::LLM)?.map(Box::new),
+            outcome: self.outcome(at)?.map(Box::new),
+            review: self.review(at)?.map(Box::new),
             sampling_rate: at.f64(self.sampling_rate),
             context: self.context(at)?,
         })

@@ -231,10 +231,10 @@ fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, U
     m.map("features", features.as_ref())?;
     m.opt_str("features_hmac", features_hmac.as_deref());
     m.word("kind", kind.as_str());
-    m.with("llm", llm.as_ref(), write_llm)?;
+    m.with("llm", llm.as_deref(), write_llm)?;
     m.with("model", model.as_ref(), write_model)?;
     m.time("occurred_at", *occurred_at);
-    m.with("outcome", outcome.as_ref(), write_outcome)?;
+    m.with("outcome", outcome.as_deref(), write_outcome)?;
     m.opt_str("outcome_id", outcome_id.as_deref());
     m.with("outputs", outputs.as_deref(), write_outputs)?;
     m.opt_str("rationale", rationale.as_deref());
@@ -244,7 +244,7 @@ fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, U
         write_time(at, m.out);
         from..m.out.len()
     });
-    m.with("review", review.as_ref(), write_review)?;
+    m.with("review", review.as_deref(), write_review)?;
     m.opt_str("review_id", review_id.as_deref());
     if let Some(tier) = risk_tier {
         m.word("risk_tier", tier.as_str());
@@ -481,7 +481,7 @@ mod tests {
                 label: "ok".into(),
                 score: 0.5,
             }]),
-            llm: Some(Llm {
+            llm: Some(Box::new(Llm {
                 prompt_sha256: "p".into(),
                 system_prompt_sha256: None,
                 parameters: Some(LlmParameters {
@@ -492,7 +492,7 @@ mod tests {
                 response_sha256: "r".into(),
                 finish_reason: None,
                 tokens: None,
-            }),
+            })),
             steps: Some(vec![Step {
                 name: "s".into(),
                 version: None,

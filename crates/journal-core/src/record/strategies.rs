@@ -273,9 +273,9 @@ pub(crate) fn record() -> impl Strategy<Value = Record> {
             action,
             risk_tier,
             steps,
-            llm,
-            outcome,
-            review,
+            llm: llm.map(Box::new),
+            outcome: outcome.map(Box::new),
+            review: review.map(Box::new),
             sampling_rate,
             context,
         }
