@@ -28,7 +28,7 @@ use super::{
     arrow_schema, col, dictionary_columns, output_struct_fields, outputs_item_field, CodecError,
     JournalRow, RowPosition, WriterConfig, BLOOM_FILTER_COLUMNS, FAST_ZSTD_COLUMNS,
     FAST_ZSTD_LEVEL, FORMAT_VERSION, FORMAT_VERSION_KEY, LOW_CARDINALITY_COLUMNS,
-    NO_STATISTICS_COLUMNS, UNCOMPRESSED_COLUMNS,
+    NO_STATISTICS_COLUMNS, SMALL_GAIN_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical::{self, CanonicalError};
 use crate::record::{write_llm_json, write_steps_json, Llm, Output, Record, Step};
@@ -105,14 +105,21 @@ pub(super) fn properties(
             builder = builder.set_column_compression(ColumnPath::from(*name), fast);
         }
     }
-    let low_cardinality = if cfg.compress_low_cardinality {
-        &[][..]
+    let (low_cardinality, small_gain) = if cfg.compress_low_cardinality {
+        (&[][..], &[][..])
     } else {
-        LOW_CARDINALITY_COLUMNS
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(col::RECEIVED_AT), true)
+            .set_column_encoding(
+                ColumnPath::from(col::LEAF_INDEX),
+                Encoding::DELTA_BINARY_PACKED,
+            );
+        (LOW_CARDINALITY_COLUMNS, SMALL_GAIN_COLUMNS)
     };
     for name in UNCOMPRESSED_COLUMNS
         .iter()
         .chain(low_cardinality)
+        .chain(small_gain)
         .chain(all_null)
     {
         builder =

@@ -414,6 +414,7 @@ fn writer_properties_are_applied_to_the_file() {
             let path = chunk.column_path().string();
             if UNCOMPRESSED_COLUMNS.contains(&path.as_str())
                 || LOW_CARDINALITY_COLUMNS.contains(&path.as_str())
+                || SMALL_GAIN_COLUMNS.contains(&path.as_str())
                 || all_null.contains(&path)
             {
                 assert_eq!(chunk.compression(), Compression::UNCOMPRESSED, "{path}");
@@ -432,7 +433,10 @@ fn writer_properties_are_applied_to_the_file() {
             let bloom = BLOOM_FILTER_COLUMNS.contains(&path.as_str());
             assert_eq!(chunk.bloom_filter_offset().is_some(), bloom, "{path}");
             let dictionary = chunk.dictionary_page_offset().is_some();
-            if !dictionary_columns().any(|d| d == path) {
+            // An ingest file's one `received_at` per block is a dictionary of one value.
+            if path == col::RECEIVED_AT {
+                assert!(dictionary, "{path}");
+            } else if !dictionary_columns().any(|d| d == path) {
                 assert!(!dictionary, "{path} must not be dictionary encoded");
                 assert!(
                     !chunk.encodings().any(|e| e == Encoding::RLE_DICTIONARY),
@@ -522,19 +526,44 @@ fn writer_properties_reflect_the_config() {
         .is_none());
     assert!(props.dictionary_enabled(&path(col::RISK_TIER)));
     assert!(!props.dictionary_enabled(&path(col::REVIEW_NOTES)));
+    for name in [
+        col::RISK_TIER,
+        col::ACTION_DETAIL,
+        col::RECEIVED_AT,
+        col::LEAF_INDEX,
+    ] {
+        assert_eq!(
+            props.compression(&path(name)),
+            Compression::UNCOMPRESSED,
+            "{name}"
+        );
+    }
+    assert!(props.dictionary_enabled(&path(col::RECEIVED_AT)));
     assert_eq!(
-        props.compression(&path(col::RISK_TIER)),
-        Compression::UNCOMPRESSED
+        props.encoding(&path(col::LEAF_INDEX)),
+        Some(Encoding::DELTA_BINARY_PACKED)
     );
     let long_lived = WriterConfig {
         compress_low_cardinality: true,
         ..cfg
     };
     let props = writer_properties(&long_lived, &[]).unwrap();
-    assert!(matches!(
-        props.compression(&path(col::RISK_TIER)),
-        Compression::ZSTD(_)
-    ));
+    for name in [
+        col::RISK_TIER,
+        col::ACTION_DETAIL,
+        col::RECEIVED_AT,
+        col::LEAF_INDEX,
+    ] {
+        assert!(
+            matches!(props.compression(&path(name)), Compression::ZSTD(_)),
+            "{name}"
+        );
+    }
+    assert!(!props.dictionary_enabled(&path(col::RECEIVED_AT)));
+    assert_eq!(
+        props.encoding(&path(col::LEAF_INDEX)),
+        Some(Encoding::PLAIN)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
