@@ -98,12 +98,12 @@ fn mac_hex(keyed: &HmacSha256, parts: &[&[u8]]) -> String {
 /// Lower-case hex of `bytes` (what `hex::encode` gives, without its per-character collecting).
 fn lower_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = Vec::with_capacity(bytes.len() * 2);
+    let mut text = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        text.push(DIGITS[usize::from(b >> 4)]);
-        text.push(DIGITS[usize::from(b & 0xF)]);
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 0xF)]));
     }
-    String::from_utf8(text).expect("hex digits are ASCII")
+    text
 }
 
 impl TenantKeys {

@@ -577,7 +577,10 @@ impl Checker<'_> {
                 format!("{} characters, over the limit of {max}", value.len()),
             ));
         }
-        if let Some(bad) = value.chars().find(|c| !is_id_char(*c)) {
+        // Id characters are ASCII, so a byte scan finds the first bad one; a non-ASCII byte
+        // starts a character that is reported whole.
+        let bad_at = value.bytes().position(|b| !is_id_char(char::from(b)));
+        if let Some(bad) = bad_at.and_then(|at| value[at..].chars().next()) {
             return Err(Rejection::field(
                 field,
                 format!("character {bad:?} not allowed (use A-Z a-z 0-9 _ - . :)"),
@@ -590,7 +593,12 @@ impl Checker<'_> {
         if value.trim().is_empty() {
             return Err(Rejection::field(field, "must not be empty"));
         }
-        let n = value.chars().count();
+        // No more characters than bytes: only a long value needs counting.
+        let n = if value.len() <= max {
+            0
+        } else {
+            value.chars().count()
+        };
         if n > max {
             return Err(Rejection::field(
                 field,

@@ -174,6 +174,24 @@ fn empty_oversized_and_unsafe_strings() {
 }
 
 #[test]
+fn limits_count_characters_and_a_bad_id_character_is_named_whole() {
+    let max = Limits::default().max_short_string;
+    // Two bytes a character: over the limit in bytes, within it in characters.
+    let fits = one(&with(&["decision"], json!("é".repeat(max))).to_string()).unwrap();
+    assert_eq!(fits.decision.unwrap().chars().count(), max);
+    assert_rejects(
+        reject(with(&["decision"], json!("é".repeat(max + 1)))),
+        "decision",
+        &format!("{} characters, over the limit of {max}", max + 1),
+    );
+    assert_rejects(
+        reject(with(&["decision_id"], json!("d-1\u{e9}x"))),
+        "decision_id",
+        "character 'é' not allowed",
+    );
+}
+
+#[test]
 fn non_finite_and_out_of_range_numbers() {
     // JSON has no NaN literal; an overflowing literal is how infinities arrive.
     let body = loan().to_string().replace("0.92}", "1e999}");
