@@ -63,19 +63,29 @@ pub fn map_to_vec(map: &Map<String, Value>) -> Result<Vec<u8>, CanonicalError> {
 /// Appends the canonical bytes of a JSON value: the bytes and errors of [`write_of`], mostly
 /// written by a direct walk (module `json_value`). On error, `out` keeps its previous contents.
 pub fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    let len = out.len();
-    json_value::value(value, out, 0).or_else(|json_value::Declined| {
-        out.truncate(len);
-        write_of(value, out)
-    })
+    fast_or_generic(value, out, |v, out| json_value::value(v, out, 0))
 }
 
 /// [`write_value`] for an object given as its map.
 pub fn write_map(map: &Map<String, Value>, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    fast_or_generic(map, out, |m, out| json_value::object(m, out, 0))
+}
+
+/// What a writer made for one shape leaves to the generic writer, which then writes it or says
+/// why it cannot.
+pub(crate) struct Declined;
+
+/// Appends `value` through `fast`, or, where that declines, through the generic writer (which
+/// leaves `out` as it was on error).
+pub(crate) fn fast_or_generic<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+    fast: impl FnOnce(&T, &mut Vec<u8>) -> Result<(), Declined>,
+) -> Result<(), CanonicalError> {
     let len = out.len();
-    json_value::object(map, out, 0).or_else(|json_value::Declined| {
+    fast(value, out).or_else(|Declined| {
         out.truncate(len);
-        write_of(map, out)
+        write_of(value, out)
     })
 }
 

@@ -594,16 +594,14 @@ impl Checker<'_> {
             return Err(Rejection::field(field, "must not be empty"));
         }
         // No more characters than bytes: only a long value needs counting.
-        let n = if value.len() <= max {
-            0
-        } else {
-            value.chars().count()
-        };
-        if n > max {
-            return Err(Rejection::field(
-                field,
-                format!("{n} characters, over the limit of {max}"),
-            ));
+        if value.len() > max {
+            let n = value.chars().count();
+            if n > max {
+                return Err(Rejection::field(
+                    field,
+                    format!("{n} characters, over the limit of {max}"),
+                ));
+            }
         }
         Ok(())
     }

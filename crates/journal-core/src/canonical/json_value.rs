@@ -9,13 +9,10 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::{write_decimal, write_finite_f64, write_string, MAX_SAFE_INTEGER};
+use super::{write_decimal, write_finite_f64, write_string, Declined, MAX_SAFE_INTEGER};
 
 /// Values nested deeper are left to the generic writer, so the walk's recursion stays shallow.
 const MAX_DEPTH: usize = 128;
-
-/// The value has a part the walk leaves to the generic writer.
-pub(super) struct Declined;
 
 pub(super) fn value(value: &Value, out: &mut Vec<u8>, depth: usize) -> Result<(), Declined> {
     match value {

@@ -11,23 +11,21 @@
 
 use std::ops::Range;
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{
     timestamp_text, Action, Caller, Llm, LlmParameters, LlmTokens, ModelRef, OutcomeFields, Output,
     Record, ReviewFields, Step, Subject,
 };
-use crate::canonical::{self, write_decimal, write_finite_f64, write_string, CanonicalError};
+use crate::canonical::{
+    self, write_decimal, write_finite_f64, write_string, CanonicalError, Declined,
+};
 use crate::timestamp::Timestamp;
 
 /// The member whose bytes [`record_with_received_at`] locates.
 const RECEIVED_AT: &str = "received_at";
 
-/// A value the fast path does not write; the generic writer then says why.
-struct Unwritable;
-
-type Written = Result<(), Unwritable>;
+type Written = Result<(), Declined>;
 
 /// Canonical bytes of `record` and the range holding its `received_at` member with one adjacent
 /// comma, as [`canonical::to_vec_with_member`] gives them.
@@ -37,32 +35,18 @@ pub(super) fn record_with_received_at(
     let mut out = Vec::with_capacity(1024);
     match write_record(record, &mut out) {
         Ok(cut) => Ok((out, cut)),
-        Err(Unwritable) => canonical::to_vec_with_member(record, RECEIVED_AT),
+        Err(Declined) => canonical::to_vec_with_member(record, RECEIVED_AT),
     }
 }
 
 /// Canonical bytes of an LLM call (the `llm` column).
 pub(crate) fn write_llm_json(llm: &Llm, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    fast_or_generic(llm, out, write_llm)
+    canonical::fast_or_generic(llm, out, write_llm)
 }
 
 /// Canonical bytes of a list of steps (the `steps` column).
 pub(crate) fn write_steps_json(steps: &[Step], out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    fast_or_generic(steps, out, write_steps)
-}
-
-/// Appends `value` through `fast`, or, where that cannot write it, through the generic writer
-/// (which leaves `out` as it was on error).
-fn fast_or_generic<T: Serialize + ?Sized>(
-    value: &T,
-    out: &mut Vec<u8>,
-    fast: fn(&T, &mut Vec<u8>) -> Written,
-) -> Result<(), CanonicalError> {
-    let len = out.len();
-    fast(value, out).or_else(|Unwritable| {
-        out.truncate(len);
-        canonical::write_of(value, out)
-    })
+    canonical::fast_or_generic(steps, out, write_steps)
 }
 
 /// An object being written: members must come in RFC 8785 order (ASCII names here, so byte
@@ -129,7 +113,7 @@ impl<'o> Members<'o> {
         self.name(name);
         write_finite_f64(value, self.out)
             .then_some(())
-            .ok_or(Unwritable)
+            .ok_or(Declined)
     }
 
     fn opt_f64(&mut self, name: &'static str, value: Option<f64>) -> Written {
@@ -148,14 +132,14 @@ impl<'o> Members<'o> {
 
     fn value(&mut self, name: &'static str, value: &Value) -> Written {
         self.name(name);
-        canonical::write_value(value, self.out).map_err(|_| Unwritable)
+        canonical::write_value(value, self.out).map_err(|_| Declined)
     }
 
     fn map(&mut self, name: &'static str, value: Option<&Map<String, Value>>) -> Written {
         match value {
             Some(map) => {
                 self.name(name);
-                canonical::write_map(map, self.out).map_err(|_| Unwritable)
+                canonical::write_map(map, self.out).map_err(|_| Declined)
             }
             None => Ok(()),
         }
@@ -183,7 +167,7 @@ impl<'o> Members<'o> {
 }
 
 /// Writes `record`; returns the range of its `received_at` member with the comma before it.
-fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, Unwritable> {
+fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, Declined> {
     // Destructured whole, so a new field cannot be forgotten here.
     let Record {
         schema_version,
