@@ -5,8 +5,6 @@
 //! replaced by `subject_ref` and `features_hmac`, and `received_at` is set. Absent optional
 //! fields are omitted, never `null`, so the canonical bytes of a stored record are unique.
 
-use std::ops::Range;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -17,6 +15,7 @@ mod canonical_form;
 #[cfg(test)]
 pub(crate) mod strategies;
 
+pub use canonical_form::CanonicalRecord;
 pub(crate) use canonical_form::{write_llm_json, write_steps_json};
 
 pub const SCHEMA_VERSION: u32 = 1;
@@ -299,17 +298,14 @@ impl Record {
 
     /// RFC 8785 bytes of the record as it stands (call on the stored form for leaf hashing).
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, CanonicalError> {
-        self.canonical_bytes_marking_received_at()
-            .map(|(bytes, _)| bytes)
+        self.canonical_record().map(|c| c.bytes)
     }
 
-    /// [`Record::canonical_bytes`] and the range of those bytes holding the `received_at`
-    /// member with one adjacent comma: without it, they are the record's content (what the
-    /// content MAC covers).
-    pub fn canonical_bytes_marking_received_at(
-        &self,
-    ) -> Result<(Vec<u8>, Option<Range<usize>>), CanonicalError> {
-        canonical_form::record_with_received_at(self)
+    /// [`Record::canonical_bytes`] with where some members lie in them: without the
+    /// `received_at` member they are the record's content (what the content MAC covers), and the
+    /// free-form members are their columns' text.
+    pub fn canonical_record(&self) -> Result<CanonicalRecord, CanonicalError> {
+        canonical_form::record_with_spans(self)
     }
 
     /// True when nothing the stored form must not contain is present.

@@ -1,9 +1,11 @@
 //! Encoding: journal rows → Arrow record batches → Parquet bytes.
 //!
 //! Arrays are built straight from the record fields (no JSON round trip); only the free-form
-//! parts (`steps`, `llm`, `context`) go through [`crate::canonical`].
+//! parts (`steps`, `llm`, `context`) go through [`crate::canonical`], or at ingest are sliced
+//! from the record's canonical bytes, which sealing wrote already ([`encode_sealed_file`]).
 
 use std::io::Write;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -31,7 +33,7 @@ use super::{
     NO_STATISTICS_COLUMNS, SMALL_GAIN_COLUMNS, UNCOMPRESSED_COLUMNS,
 };
 use crate::canonical::{self, CanonicalError};
-use crate::record::{write_llm_json, write_steps_json, Llm, Output, Record, Step};
+use crate::record::{write_llm_json, write_steps_json, CanonicalRecord, Llm, Output, Record, Step};
 
 /// Page and dictionary page byte limits (the parquet crate's defaults, set explicitly).
 const PAGE_BYTES: usize = 1024 * 1024;
@@ -204,14 +206,19 @@ fn key_value_metadata(metadata: &[(String, String)]) -> Result<Vec<KeyValue>, Co
 ///
 /// Errors name the index of the offending row in `rows`.
 pub fn rows_to_batch(rows: &[JournalRow]) -> Result<RecordBatch, CodecError> {
-    rows_to_batch_from(rows, 0)
+    rows_to_batch_from(rows, None, 0)
 }
 
-/// As [`rows_to_batch`], with row indexes in errors offset by `base`.
-fn rows_to_batch_from(rows: &[JournalRow], base: usize) -> Result<RecordBatch, CodecError> {
+/// As [`rows_to_batch`], with row indexes in errors offset by `base`, and the free-form columns'
+/// text taken from `canonical[i]` (row i's record's canonical bytes) where given.
+fn rows_to_batch_from(
+    rows: &[JournalRow],
+    canonical: Option<&[CanonicalRecord]>,
+    base: usize,
+) -> Result<RecordBatch, CodecError> {
     let mut builder = BatchBuilder::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
-        builder.push(row, base + i)?;
+        builder.push(row, canonical.and_then(|c| c.get(i)), base + i)?;
     }
     builder.finish(base)
 }
@@ -233,6 +240,34 @@ pub fn encode_file(
     cfg: &WriterConfig,
     metadata: &[(String, String)],
 ) -> Result<EncodedFile, CodecError> {
+    encode(rows, None, cfg, metadata)
+}
+
+/// [`encode_file`] for rows just sealed, whose records' canonical bytes are at hand
+/// (`canonical[i]` is row i's): the `context`, `llm` and `steps` columns are those members'
+/// bytes, not serialized again. The file is the same.
+pub fn encode_sealed_file(
+    rows: &[JournalRow],
+    canonical: &[CanonicalRecord],
+    cfg: &WriterConfig,
+    metadata: &[(String, String)],
+) -> Result<EncodedFile, CodecError> {
+    if canonical.len() != rows.len() {
+        return Err(CodecError::Config(format!(
+            "{} rows with {} canonical forms",
+            rows.len(),
+            canonical.len()
+        )));
+    }
+    encode(rows, Some(canonical), cfg, metadata)
+}
+
+fn encode(
+    rows: &[JournalRow],
+    canonical: Option<&[CanonicalRecord]>,
+    cfg: &WriterConfig,
+    metadata: &[(String, String)],
+) -> Result<EncodedFile, CodecError> {
     // Compressed rows run well under this; reserving spares the buffer repeated regrowth.
     let capacity = rows.len().saturating_mul(EST_FILE_BYTES_PER_ROW) + 64 * 1024;
     // The row count is known: filters sized for it need no full-row-group buffer to fold down.
@@ -246,7 +281,7 @@ pub fn encode_file(
     let buf = Vec::with_capacity(capacity);
     let (buf, written) = if rows.len() <= cfg.batch_rows {
         // One batch, known before the writer exists: columns it leaves empty need no codec.
-        let batch = rows_to_batch(rows)?;
+        let batch = rows_to_batch_from(rows, canonical, 0)?;
         let all_null = all_null_columns(&batch);
         let mut writer = JournalFileWriter::create(buf, cfg, metadata, &all_null)?;
         writer.write_batch(&batch)?;
@@ -349,7 +384,7 @@ impl<W: Write + Send> JournalFileWriter<W> {
     pub fn write_rows(&mut self, rows: &[JournalRow]) -> Result<(), CodecError> {
         self.check_usable()?;
         for (n, chunk) in rows.chunks(self.batch_rows).enumerate() {
-            let written = rows_to_batch_from(chunk, n * self.batch_rows)
+            let written = rows_to_batch_from(chunk, None, n * self.batch_rows)
                 .and_then(|batch| Ok(self.inner.write(&batch)?));
             if let Err(e) = written {
                 self.failed = true;
@@ -478,7 +513,12 @@ fn check_row(r: &Record, row: usize) -> Result<(), CodecError> {
     Ok(())
 }
 
-fn steps_json<'b>(steps: &[Step], row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, CodecError> {
+fn steps_json<'b>(
+    steps: &[Step],
+    row: usize,
+    buf: &'b mut Vec<u8>,
+    sealed: Option<&'b [u8]>,
+) -> Result<&'b str, CodecError> {
     // `output: null` would be read back as an absent output (serde's Option), changing the bytes.
     if let Some(i) = steps
         .iter()
@@ -490,10 +530,15 @@ fn steps_json<'b>(steps: &[Step], row: usize, buf: &'b mut Vec<u8>) -> Result<&'
             format!("steps[{i}].output is null, which reads back as absent"),
         ));
     }
-    json_text(buf, row, col::STEPS, |b| write_steps_json(steps, b))
+    json_text(buf, sealed, row, col::STEPS, |b| write_steps_json(steps, b))
 }
 
-fn llm_json<'b>(llm: &Llm, row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, CodecError> {
+fn llm_json<'b>(
+    llm: &Llm,
+    row: usize,
+    buf: &'b mut Vec<u8>,
+    sealed: Option<&'b [u8]>,
+) -> Result<&'b str, CodecError> {
     // A non-finite f64 has no JSON form (it would otherwise come back as an absent value).
     if let Some(p) = &llm.parameters {
         let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
@@ -505,27 +550,47 @@ fn llm_json<'b>(llm: &Llm, row: usize, buf: &'b mut Vec<u8>) -> Result<&'b str, 
             ));
         }
     }
-    json_text(buf, row, col::LLM, |b| write_llm_json(llm, b))
+    json_text(buf, sealed, row, col::LLM, |b| write_llm_json(llm, b))
 }
 
 fn context_json<'b>(
     context: &Map<String, Value>,
     row: usize,
     buf: &'b mut Vec<u8>,
+    sealed: Option<&'b [u8]>,
 ) -> Result<&'b str, CodecError> {
-    json_text(buf, row, col::CONTEXT, |b| canonical::write_map(context, b))
+    json_text(buf, sealed, row, col::CONTEXT, |b| {
+        canonical::write_map(context, b)
+    })
 }
 
-/// Canonical JSON text written by `write` into `buf` (reused from row to row).
+/// Canonical JSON text: `sealed` (the member's bytes in the record's canonical bytes) where
+/// given, else written by `write` into `buf` (reused from row to row).
 fn json_text<'b>(
     buf: &'b mut Vec<u8>,
+    sealed: Option<&'b [u8]>,
     row: usize,
     field: &'static str,
     write: impl FnOnce(&mut Vec<u8>) -> Result<(), CanonicalError>,
 ) -> Result<&'b str, CodecError> {
-    buf.clear();
-    write(buf).map_err(|e| encode_err(row, field, e.to_string()))?;
-    std::str::from_utf8(buf).map_err(|e| encode_err(row, field, format!("canonical JSON: {e}")))
+    let text = match sealed {
+        Some(sealed) => {
+            debug_assert!(
+                {
+                    buf.clear();
+                    write(buf).is_ok() && buf == sealed
+                },
+                "row {row}: {field}: the sealed bytes are not the member's canonical text"
+            );
+            sealed
+        }
+        None => {
+            buf.clear();
+            write(buf).map_err(|e| encode_err(row, field, e.to_string()))?;
+            buf
+        }
+    };
+    std::str::from_utf8(text).map_err(|e| encode_err(row, field, format!("canonical JSON: {e}")))
 }
 
 /// A variable-width column that reports, rather than panics on, 32-bit offset overflow.
@@ -728,26 +793,35 @@ impl BatchBuilder {
     }
 
     /// Appends one row; on error the builder is left unusable (callers drop it).
-    fn push(&mut self, row: &JournalRow, index: usize) -> Result<(), CodecError> {
+    /// `canonical`, where given, is the record's canonical bytes (see [`encode_sealed_file`]).
+    fn push(
+        &mut self,
+        row: &JournalRow,
+        canonical: Option<&CanonicalRecord>,
+        index: usize,
+    ) -> Result<(), CodecError> {
         let r = &row.record;
         check_row(r, index)?;
         // Everything fallible first, so that no column is left a row short.
         let mut bufs = std::mem::take(&mut self.json_bufs);
         let [steps_buf, llm_buf, context_buf] = &mut bufs;
+        let sealed = |span: fn(&CanonicalRecord) -> &Option<Range<usize>>| {
+            canonical.and_then(|c| c.member(span(c)))
+        };
         let steps = r
             .steps
             .as_deref()
-            .map(|s| steps_json(s, index, steps_buf))
+            .map(|s| steps_json(s, index, steps_buf, sealed(|c| &c.steps)))
             .transpose()?;
         let llm = r
             .llm
             .as_ref()
-            .map(|l| llm_json(l, index, llm_buf))
+            .map(|l| llm_json(l, index, llm_buf, sealed(|c| &c.llm)))
             .transpose()?;
         let context = r
             .context
             .as_ref()
-            .map(|c| context_json(c, index, context_buf))
+            .map(|c| context_json(c, index, context_buf, sealed(|c| &c.context)))
             .transpose()?;
         let schema_version = i32::try_from(r.schema_version)
             .map_err(|_| encode_err(index, col::SCHEMA_VERSION, "does not fit the Int32 column"))?;

@@ -88,7 +88,9 @@ pub use decode::{
     decode_batch, decode_file, decode_file_positioned, decode_row_group, positions_from_metadata,
     IntegrityRow, LazyRowGroup, LazyRowGroups, RowGroups,
 };
-pub use encode::{encode_file, rows_to_batch, EncodedFile, JournalFileWriter, WrittenFile};
+pub use encode::{
+    encode_file, encode_sealed_file, rows_to_batch, EncodedFile, JournalFileWriter, WrittenFile,
+};
 
 /// Key-value metadata key naming the journal file format version.
 pub const FORMAT_VERSION_KEY: &str = "dj.format_version";

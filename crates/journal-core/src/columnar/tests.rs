@@ -893,3 +893,35 @@ fn encode_throughput() {
         file.bytes.len() as f64 / n as f64,
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Ingest's columns sliced from the sealed bytes make the file the writer makes alone.
+    #[test]
+    fn sealed_rows_encode_to_the_same_file(rows in vec(journal_row(), 1..6)) {
+        let canonical: Result<Vec<_>, _> =
+            rows.iter().map(|r| r.record.canonical_record()).collect();
+        let canonical = canonical.unwrap();
+        let cfg = WriterConfig::default();
+        let sealed = encode_sealed_file(&rows, &canonical, &cfg, &[]);
+        match (encode_file(&rows, &cfg, &[]), sealed) {
+            (Ok(plain), Ok(sealed)) => prop_assert_eq!(plain.bytes, sealed.bytes),
+            (plain, sealed) => prop_assert_eq!(
+                plain.map(|f| f.bytes).map_err(|e| e.to_string()),
+                sealed.map(|f| f.bytes).map_err(|e| e.to_string())
+            ),
+        }
+    }
+}
+
+#[test]
+fn sealed_bytes_must_come_one_per_row() {
+    let rows = sample_rows(2);
+    let canonical = vec![rows[0].record.canonical_record().unwrap()];
+    let err = encode_sealed_file(&rows, &canonical, &WriterConfig::default(), &[]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "writer configuration: 2 rows with 1 canonical forms"
+    );
+}

@@ -48,6 +48,7 @@ pub fn prepare_block(
     sealed_at: Timestamp,
 ) -> Result<PreparedBlock, IngestError> {
     let mut rows: Vec<JournalRow> = Vec::with_capacity(records.len());
+    let mut canonical = Vec::with_capacity(records.len());
     for (i, s) in records.into_iter().enumerate() {
         let salt = new_salt();
         // Sealing computed the canonical bytes already; the record has not changed since.
@@ -65,6 +66,7 @@ pub fn prepare_block(
             salt,
             features_sealed: s.features_sealed,
         });
+        canonical.push(s.canonical);
     }
     let first = rows.iter().map(|r| r.record.occurred_at).min();
     let last = rows.iter().map(|r| r.record.occurred_at).max();
@@ -78,7 +80,8 @@ pub fn prepare_block(
         ("dj.tenant_id".to_string(), tenant_id.to_string()),
         ("dj.block_id".to_string(), block_id.to_string()),
     ];
-    let file = columnar::encode_file(&rows, writer, &metadata)
+    // The free-form columns are slices of the bytes the leaves cover, not written again.
+    let file = columnar::encode_sealed_file(&rows, &canonical, writer, &metadata)
         .map_err(|e| IngestError::Encode(e.to_string()))?;
     Ok(PreparedBlock {
         tenant_id: tenant_id.to_string(),

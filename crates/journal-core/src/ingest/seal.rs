@@ -7,7 +7,7 @@
 use crate::canonical;
 use crate::features_crypto::{self, DataKey};
 use crate::keys::TenantKeys;
-use crate::record::Record;
+use crate::record::{CanonicalRecord, Record};
 use crate::timestamp::Timestamp;
 use crate::validate::Rejection;
 
@@ -20,15 +20,16 @@ pub struct SealedRecord {
     /// redelivery, different for an id reused with other content.
     pub content_mac: String,
     pub features_sealed: Option<Vec<u8>>,
-    /// Canonical bytes of `record` as sealed (what the leaf hash covers), computed once with the
-    /// content MAC. `record` must not be changed after sealing.
-    pub(super) canonical: Vec<u8>,
+    /// Canonical bytes of `record` as sealed (what the leaf hash covers, and where its
+    /// free-form columns' text lies), computed once with the content MAC. `record` must not be
+    /// changed after sealing.
+    pub(super) canonical: CanonicalRecord,
 }
 
 impl SealedRecord {
     /// RFC 8785 bytes of the stored record (equal to `self.record.canonical_bytes()`).
     pub fn canonical_bytes(&self) -> &[u8] {
-        &self.canonical
+        &self.canonical.bytes
     }
 }
 
@@ -89,15 +90,16 @@ pub fn seal_record(
 fn stored_bytes_and_mac(
     record: &Record,
     keys: &TenantKeys,
-) -> Result<(Vec<u8>, String), Rejection> {
-    let (bytes, cut) = record
-        .canonical_bytes_marking_received_at()
+) -> Result<(CanonicalRecord, String), Rejection> {
+    let canonical = record
+        .canonical_record()
         .map_err(|e| rejection("record", e.to_string()))?;
-    let mac = match &cut {
+    let bytes = &canonical.bytes;
+    let mac = match &canonical.received_at {
         Some(cut) => keys.content_mac_of_parts(&[&bytes[..cut.start], &bytes[cut.end..]]),
-        None => keys.content_mac(&bytes),
+        None => keys.content_mac(bytes),
     };
-    Ok((bytes, mac))
+    Ok((canonical, mac))
 }
 
 /// The content fingerprint of a stored record (as [`seal_record`] computed it), for recovery

@@ -22,20 +22,50 @@ use crate::canonical::{
 };
 use crate::timestamp::Timestamp;
 
-/// The member whose bytes [`record_with_received_at`] locates.
+/// The member [`record_with_spans`] locates with its comma (cutting it leaves the content).
 const RECEIVED_AT: &str = "received_at";
 
 type Written = Result<(), Declined>;
+type Spanned = Result<Option<Range<usize>>, Declined>;
 
-/// Canonical bytes of `record` and the range holding its `received_at` member with one adjacent
-/// comma, as [`canonical::to_vec_with_member`] gives them.
-pub(super) fn record_with_received_at(
-    record: &Record,
-) -> Result<(Vec<u8>, Option<Range<usize>>), CanonicalError> {
-    let mut out = Vec::with_capacity(1024);
+/// A record's canonical bytes, with where some of its members lie in them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CanonicalRecord {
+    pub bytes: Vec<u8>,
+    /// The `received_at` member with one adjacent comma: without it, the bytes are the record's
+    /// content (what the content MAC covers).
+    pub received_at: Option<Range<usize>>,
+    /// The values of the free-form members, which are their columns' text. Located only by the
+    /// member-by-member writer; `None` when a record went through the generic one.
+    pub context: Option<Range<usize>>,
+    pub llm: Option<Range<usize>>,
+    pub steps: Option<Range<usize>>,
+}
+
+impl CanonicalRecord {
+    /// The bytes of the member at `span` (one of this record's spans).
+    pub fn member(&self, span: &Option<Range<usize>>) -> Option<&[u8]> {
+        span.as_ref().and_then(|s| self.bytes.get(s.clone()))
+    }
+}
+
+/// Canonical bytes of `record` and where its `received_at`, `context`, `llm` and `steps`
+/// members lie.
+pub(super) fn record_with_spans(record: &Record) -> Result<CanonicalRecord, CanonicalError> {
+    let mut out = CanonicalRecord {
+        bytes: Vec::with_capacity(1024),
+        ..CanonicalRecord::default()
+    };
     match write_record(record, &mut out) {
-        Ok(cut) => Ok((out, cut)),
-        Err(Declined) => canonical::to_vec_with_member(record, RECEIVED_AT),
+        Ok(()) => Ok(out),
+        Err(Declined) => {
+            let (bytes, received_at) = canonical::to_vec_with_member(record, RECEIVED_AT)?;
+            Ok(CanonicalRecord {
+                bytes,
+                received_at,
+                ..CanonicalRecord::default()
+            })
+        }
     }
 }
 
@@ -135,29 +165,28 @@ impl<'o> Members<'o> {
         canonical::write_value(value, self.out).map_err(|_| Declined)
     }
 
-    fn map(&mut self, name: &'static str, value: Option<&Map<String, Value>>) -> Written {
-        match value {
-            Some(map) => {
-                self.name(name);
-                canonical::write_map(map, self.out).map_err(|_| Declined)
-            }
-            None => Ok(()),
-        }
+    /// Writes a JSON object member; returns where its value lies.
+    fn map(&mut self, name: &'static str, value: Option<&Map<String, Value>>) -> Spanned {
+        self.with(name, value, |map, out| {
+            canonical::write_map(map, out).map_err(|_| Declined)
+        })
     }
 
-    /// A nested object or array written by `write`.
+    /// A nested object or array written by `write`; returns where its value lies.
     fn with<T: ?Sized>(
         &mut self,
         name: &'static str,
         value: Option<&T>,
         write: impl FnOnce(&T, &mut Vec<u8>) -> Written,
-    ) -> Written {
+    ) -> Spanned {
         match value {
             Some(v) => {
                 self.name(name);
-                write(v, self.out)
+                let start = self.out.len();
+                write(v, self.out)?;
+                Ok(Some(start..self.out.len()))
             }
-            None => Ok(()),
+            None => Ok(None),
         }
     }
 
@@ -166,8 +195,8 @@ impl<'o> Members<'o> {
     }
 }
 
-/// Writes `record`; returns the range of its `received_at` member with the comma before it.
-fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, Declined> {
+/// Writes `record` into `out.bytes`, noting its members' spans.
+fn write_record(r: &Record, out: &mut CanonicalRecord) -> Written {
     // Destructured whole, so a new field cannot be forgotten here.
     let Record {
         schema_version,
@@ -200,11 +229,11 @@ fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, D
         sampling_rate,
         context,
     } = r;
-    let mut m = Members::open(out);
+    let mut m = Members::open(&mut out.bytes);
     m.with("action", action.as_ref(), write_action)?;
     m.with("caller", caller.as_ref(), write_caller)?;
     m.opt_f64("confidence", *confidence)?;
-    m.map("context", context.as_ref())?;
+    let context = m.map("context", context.as_ref())?;
     m.opt_str(
         "dataset_manifest_sha256",
         dataset_manifest_sha256.as_deref(),
@@ -215,7 +244,7 @@ fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, D
     m.map("features", features.as_ref())?;
     m.opt_str("features_hmac", features_hmac.as_deref());
     m.word("kind", kind.as_str());
-    m.with("llm", llm.as_deref(), write_llm)?;
+    let llm = m.with("llm", llm.as_deref(), write_llm)?;
     m.with("model", model.as_ref(), write_model)?;
     m.time("occurred_at", *occurred_at);
     m.with("outcome", outcome.as_deref(), write_outcome)?;
@@ -235,13 +264,17 @@ fn write_record(r: &Record, out: &mut Vec<u8>) -> Result<Option<Range<usize>>, D
     }
     m.opt_f64("sampling_rate", *sampling_rate)?;
     m.u32("schema_version", *schema_version);
-    m.with("steps", steps.as_deref(), write_steps)?;
+    let steps = m.with("steps", steps.as_deref(), write_steps)?;
     m.with("subject", subject.as_ref(), write_subject)?;
     m.opt_str("subject_ref", subject_ref.as_deref());
     m.str("tenant_id", tenant_id);
     m.opt_f64("threshold", *threshold)?;
     m.close();
-    Ok(received)
+    out.received_at = received;
+    out.context = context;
+    out.llm = llm;
+    out.steps = steps;
+    Ok(())
 }
 
 fn write_word(word: &'static str, out: &mut Vec<u8>) {
@@ -441,26 +474,37 @@ mod tests {
         #[test]
         fn writes_the_bytes_of_the_generic_writer(r in any_form()) {
             prop_assert_eq!(r.canonical_bytes(), canonical::to_vec_of(&r));
+            let spanned = record_with_spans(&r).unwrap();
             prop_assert_eq!(
-                record_with_received_at(&r),
-                canonical::to_vec_with_member(&r, RECEIVED_AT)
+                (spanned.bytes.clone(), spanned.received_at.clone()),
+                canonical::to_vec_with_member(&r, RECEIVED_AT).unwrap()
             );
+            // A located member is exactly what its column writer writes.
+            prop_assert!(spanned.context.is_none() || r.context.is_some());
+            if let Some(context) = &r.context {
+                let column = canonical::map_to_vec(context).unwrap();
+                prop_assert_eq!(spanned.member(&spanned.context).unwrap_or(&column), &column[..]);
+            }
+            prop_assert!(spanned.llm.is_none() || r.llm.is_some());
             if let Some(llm) = &r.llm {
                 let mut fast = Vec::new();
                 write_llm_json(llm, &mut fast).unwrap();
-                prop_assert_eq!(fast, canonical::to_vec_of(llm).unwrap());
+                prop_assert_eq!(&fast, &canonical::to_vec_of(llm).unwrap());
+                prop_assert_eq!(spanned.member(&spanned.llm).unwrap_or(&fast), &fast[..]);
             }
+            prop_assert!(spanned.steps.is_none() || r.steps.is_some());
             if let Some(steps) = &r.steps {
                 let mut fast = Vec::new();
                 write_steps_json(steps, &mut fast).unwrap();
-                prop_assert_eq!(fast, canonical::to_vec_of(steps).unwrap());
+                prop_assert_eq!(&fast, &canonical::to_vec_of(steps).unwrap());
+                prop_assert_eq!(spanned.member(&spanned.steps).unwrap_or(&fast), &fast[..]);
             }
         }
     }
 
-    #[test]
-    fn what_it_cannot_write_fails_as_the_generic_writer_does() {
-        let base = Record {
+    /// A record with every member the writer locates.
+    fn full_record() -> Record {
+        Record {
             outputs: Some(vec![Output {
                 label: "ok".into(),
                 score: 0.5,
@@ -490,7 +534,28 @@ mod tests {
                 "received_at": "2026-03-15T10:23:46Z"
             }))
             .unwrap()
-        };
+        }
+    }
+
+    #[test]
+    fn locates_the_content_cut_and_the_free_form_members() {
+        let spanned = record_with_spans(&full_record()).unwrap();
+        let member = |span| std::str::from_utf8(spanned.member(span).unwrap()).unwrap();
+        assert_eq!(
+            member(&spanned.received_at),
+            r#","received_at":"2026-03-15T10:23:46.000Z""#
+        );
+        assert_eq!(member(&spanned.context), r#"{"a":{"b":[1,2]}}"#);
+        assert_eq!(member(&spanned.steps), r#"[{"name":"s","output":{"n":1}}]"#);
+        assert_eq!(
+            member(&spanned.llm),
+            r#"{"parameters":{"max_tokens":10,"temperature":0.2},"prompt_sha256":"p","response_sha256":"r"}"#
+        );
+    }
+
+    #[test]
+    fn what_it_cannot_write_fails_as_the_generic_writer_does() {
+        let base = full_record();
         type Breaking = Box<dyn Fn(&mut Record)>;
         let broken: Vec<(&str, Breaking)> = vec![
             ("confidence", Box::new(|r| r.confidence = Some(f64::NAN))),
@@ -535,7 +600,7 @@ mod tests {
             let generic = canonical::to_vec_of(&r).expect_err(what);
             assert_eq!(r.canonical_bytes().expect_err(what), generic, "{what}");
             assert_eq!(
-                record_with_received_at(&r).expect_err(what),
+                record_with_spans(&r).expect_err(what),
                 canonical::to_vec_with_member(&r, RECEIVED_AT).expect_err(what),
                 "{what}"
             );
