@@ -222,7 +222,7 @@ fn the_malformed_corpus_is_refused_by_the_schema_where_json_schema_can_say_so() 
             Ok(parsed) => records.extend(
                 parsed
                     .into_iter()
-                    .map(|p| (bad.class, p.raw, p.result.err())),
+                    .map(|p| (bad.class, p.raw_text(&bad.body), p.result.err())),
             ),
         }
     }

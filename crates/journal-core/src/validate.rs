@@ -4,6 +4,8 @@
 //! Each record is judged on its own so one bad record never sinks its neighbours; every
 //! rejection names the field (a JSON path such as `outputs[1].score`) and the reason.
 
+use std::ops::Range;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -88,12 +90,27 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// One record of a message: accepted (with its raw JSON, for dead-lettering later) or rejected.
+/// One record of a message: accepted (with where its raw JSON lies, for dead-lettering later)
+/// or rejected.
 #[derive(Debug)]
 pub struct ParsedRecord {
     pub index: usize,
-    pub raw: String,
+    /// The record's JSON in the body it was parsed from: a span rather than a copy, as most
+    /// records are never dead-lettered.
+    pub raw: Range<usize>,
     pub result: Result<Record, Rejection>,
+}
+
+impl ParsedRecord {
+    /// The record's JSON as received, from the `body` it was parsed from.
+    pub fn raw_text(&self, body: &[u8]) -> String {
+        raw_text(body, &self.raw)
+    }
+}
+
+/// The text at a record's `raw` span of the body it was parsed from.
+pub fn raw_text(body: &[u8], raw: &Range<usize>) -> String {
+    String::from_utf8_lossy(body.get(raw.clone()).unwrap_or_default()).into_owned()
 }
 
 /// Parses a message body into records. `Err` means the body as a whole is unusable.
@@ -137,9 +154,11 @@ pub fn parse_body(
                 if let Err(r) = &mut result {
                     r.record_index = Some(i);
                 }
+                // `raw` borrows from `text`, so its offset there is its place in the body.
+                let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
                 ParsedRecord {
                     index: i,
-                    raw: raw.get().to_string(),
+                    raw: start..start + raw.get().len(),
                     result,
                 }
             })
@@ -147,7 +166,7 @@ pub fn parse_body(
     } else if trimmed.starts_with('{') {
         Ok(vec![ParsedRecord {
             index: 0,
-            raw: text.to_string(),
+            raw: 0..body.len(),
             result: parse_record(text, limits, now),
         }])
     } else if trimmed.is_empty() {

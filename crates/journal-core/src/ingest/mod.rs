@@ -27,6 +27,7 @@ mod seal;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 
 use base64::Engine;
 
@@ -176,8 +177,8 @@ pub struct Ingest<S, I, K, R> {
 /// A sealed record waiting for its block, with the messages that carried it.
 struct Pending {
     sealed: SealedRecord,
-    /// The record's JSON as received, for the dead-letter path.
-    raw: String,
+    /// Where the record's JSON lies in its first message's body, for the dead-letter path.
+    raw: Range<usize>,
     messages: Vec<usize>,
 }
 
@@ -249,7 +250,10 @@ where
                 let record = match rec.result {
                     Ok(r) => r,
                     Err(rejection) => {
-                        rejects.push((m, reject_part(msg, rec.raw, rejection)));
+                        rejects.push((
+                            m,
+                            reject_part(msg, validate::raw_text(&msg.body, &rec.raw), rejection),
+                        ));
                         continue;
                     }
                 };
@@ -304,7 +308,10 @@ where
                         if is_array(&msg.body) {
                             rejection.record_index = Some(rec.index);
                         }
-                        rejects.push((m, reject_part(msg, rec.raw, rejection)));
+                        rejects.push((
+                            m,
+                            reject_part(msg, validate::raw_text(&msg.body, &rec.raw), rejection),
+                        ));
                         continue;
                     }
                 };
@@ -319,7 +326,8 @@ where
                         state.outcome.duplicates += 1;
                     }
                     Some(_) => {
-                        rejects.push((m, reject_part(msg, rec.raw, id_conflict(&sealed))));
+                        let raw = validate::raw_text(&msg.body, &rec.raw);
+                        rejects.push((m, reject_part(msg, raw, id_conflict(&sealed))));
                     }
                     None => {
                         let list = by_tenant.entry(tenant.clone()).or_default();
@@ -439,9 +447,11 @@ where
                         Ok(Resolution::Duplicate) => state.outcome.duplicates += p.messages.len(),
                         Ok(Resolution::Conflict) => {
                             let rejection = id_conflict(&p.sealed);
+                            // The same record in every message; the first one's text stands for all.
+                            let raw = validate::raw_text(&messages_in[p.messages[0]].body, &p.raw);
                             for &m in &p.messages {
                                 let part =
-                                    reject_part(&messages_in[m], p.raw.clone(), rejection.clone());
+                                    reject_part(&messages_in[m], raw.clone(), rejection.clone());
                                 rejects.push((m, part));
                             }
                         }
