@@ -1,5 +1,5 @@
 //! What the core needs from storage, as traits; `journal-aws` implements them with S3, DynamoDB
-//! and KMS, and [`crate::ingest::memory`] with in-process maps for unit tests.
+//! and KMS, and [`crate::memory`] with in-process maps for unit tests.
 
 use std::future::Future;
 

@@ -10,7 +10,7 @@
 //!   verification with only the public key ([`CheckpointPublicKey`]).
 //! - [`store`]: the write-once [`CheckpointStore`] port (implemented for
 //!   [`crate::memory::MemoryStore`]).
-//! - [`write`]: [`write_checkpoint`], run on a schedule.
+//! - [`write`](mod@write): [`write_checkpoint`], run on a schedule.
 //! - [`witness`]: [`CheckpointWitness`], which finds the checkpoint that lists a block (by its
 //!   locator) and vouches for the block's hash, for lookups.
 //! - [`verify`]: [`verify_checkpoint_chain`] (pure) and [`verify_checkpoints`] (from storage),

@@ -202,7 +202,7 @@ fn key_value_metadata(metadata: &[(String, String)]) -> Result<Vec<KeyValue>, Co
     Ok(kv)
 }
 
-/// Converts rows (stored form) to one record batch with [`arrow_schema`].
+/// Converts rows (stored form) to one record batch with [`arrow_schema`](fn@arrow_schema).
 ///
 /// Errors name the index of the offending row in `rows`.
 pub fn rows_to_batch(rows: &[JournalRow]) -> Result<RecordBatch, CodecError> {

@@ -2,8 +2,8 @@
 //! order, into few large ones that keep every row's leaf hash, salt, block id and leaf index,
 //! so every block's Merkle root stays recomputable from the merged file alone.
 //!
-//! - [`plan`]: which files to merge into which outputs.
-//! - [`merge`]: one output written in chain order, read back and checked against the chain.
+//! - [`plan`](mod@plan): which files to merge into which outputs.
+//! - [`merge`](mod@merge): one output written in chain order, read back and checked against the chain.
 //! - [`run`]: the crash-safe run: intent, write, pointer switch, inputs marked, deletion after
 //!   a grace period, under a per-partition lease.
 

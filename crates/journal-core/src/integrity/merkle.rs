@@ -1,7 +1,7 @@
 //! RFC 6962 §2.1 Merkle Tree Hash over leaf hashes, with audit (inclusion) paths.
 //!
 //! MTH({}) = SHA-256(""); MTH of one leaf is the leaf hash; otherwise, with k the largest power
-//! of two smaller than n, MTH(D[n]) = SHA-256(0x01 ‖ MTH(D[0:k]) ‖ MTH(D[k:n])).
+//! of two smaller than n, `MTH(D[n]) = SHA-256(0x01 ‖ MTH(D[0:k]) ‖ MTH(D[k:n]))`.
 
 use sha2::{Digest, Sha256};
 
