@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use anyhow::{ensure, Context, Result};
 use integration_tests::schema_check::{check_records, SchemaVerdict};
 use journal_core::timestamp::Timestamp;
-use journal_core::validate::{parse_body, parse_record, Limits, Rejection};
+use journal_core::validate::{parse_body, parse_record, raw_text, Limits, Rejection};
 use journal_synth::{bad_messages, domain_of, generate, latest_occurred_at, Domain, SynthConfig};
 use serde_json::{json, Value};
 
@@ -222,7 +222,7 @@ fn the_malformed_corpus_is_refused_by_the_schema_where_json_schema_can_say_so() 
             Ok(parsed) => records.extend(
                 parsed
                     .into_iter()
-                    .map(|p| (bad.class, p.raw_text(&bad.body), p.result.err())),
+                    .map(|p| (bad.class, raw_text(&bad.body, &p.raw), p.result.err())),
             ),
         }
     }

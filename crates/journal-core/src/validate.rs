@@ -101,14 +101,8 @@ pub struct ParsedRecord {
     pub result: Result<Record, Rejection>,
 }
 
-impl ParsedRecord {
-    /// The record's JSON as received, from the `body` it was parsed from.
-    pub fn raw_text(&self, body: &[u8]) -> String {
-        raw_text(body, &self.raw)
-    }
-}
-
-/// The text at a record's `raw` span of the body it was parsed from.
+/// A record's JSON as received: the text at its [`ParsedRecord::raw`] span of the body it was
+/// parsed from.
 pub fn raw_text(body: &[u8], raw: &Range<usize>) -> String {
     String::from_utf8_lossy(body.get(raw.clone()).unwrap_or_default()).into_owned()
 }

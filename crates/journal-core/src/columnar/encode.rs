@@ -5,7 +5,6 @@
 //! from the record's canonical bytes, which sealing wrote already ([`encode_sealed_file`]).
 
 use std::io::Write;
-use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -805,23 +804,26 @@ impl BatchBuilder {
         // Everything fallible first, so that no column is left a row short.
         let mut bufs = std::mem::take(&mut self.json_bufs);
         let [steps_buf, llm_buf, context_buf] = &mut bufs;
-        let sealed = |span: fn(&CanonicalRecord) -> &Option<Range<usize>>| {
-            canonical.and_then(|c| c.member(span(c)))
-        };
         let steps = r
             .steps
             .as_deref()
-            .map(|s| steps_json(s, index, steps_buf, sealed(|c| &c.steps)))
+            .map(|s| {
+                let sealed = canonical.and_then(|c| c.member(&c.steps));
+                steps_json(s, index, steps_buf, sealed)
+            })
             .transpose()?;
         let llm = r
             .llm
             .as_ref()
-            .map(|l| llm_json(l, index, llm_buf, sealed(|c| &c.llm)))
+            .map(|l| llm_json(l, index, llm_buf, canonical.and_then(|c| c.member(&c.llm))))
             .transpose()?;
         let context = r
             .context
             .as_ref()
-            .map(|c| context_json(c, index, context_buf, sealed(|c| &c.context)))
+            .map(|m| {
+                let sealed = canonical.and_then(|c| c.member(&c.context));
+                context_json(m, index, context_buf, sealed)
+            })
             .transpose()?;
         let schema_version = i32::try_from(r.schema_version)
             .map_err(|_| encode_err(index, col::SCHEMA_VERSION, "does not fit the Int32 column"))?;
